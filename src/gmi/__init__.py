@@ -1,0 +1,3 @@
+"""gmi: Generative Model Identification. Submit one image, find the models that make images like it."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,216 @@
+"""The `gmi` command line: thin commands over gmi.hub.Hub.
+
+Contract (scripts rely on it; keep it stable): `gmi submit NAME --images DIR [--description]
+[--replace]`, `gmi identify IMAGE... [--top K] [--json] [--together]`, `gmi models [--json]`,
+`gmi info NAME`, `gmi remove NAME`. A user error prints one line `gmi: error: ...` on stderr
+and exits non-zero (2 bad input, 3 not found, 4 conflict, 5 corrupt spec); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from gmi import __version__
+from gmi.errors import GmiError
+from gmi.registry.store import default_home
+
+
+def _hub(args: argparse.Namespace, **kwargs: object):  # noqa: ANN202 - lazy import keeps --help fast
+    from gmi.hub import Hub
+
+    return Hub(args.home, **kwargs)  # type: ignore[arg-type]
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    hub = _hub(args, encoder=args.encoder, interrogator=args.interrogator, n_points=args.points,
+               gamma=args.gamma, tau=args.tau)
+    settings = hub.init()
+    print(f"registry {hub.home}")
+    for key, value in sorted(settings.items()):
+        print(f"  {key}: {value}")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    hub = _hub(args, encoder=args.encoder)
+    started = time.perf_counter()
+    record = hub.submit_folder(args.name, args.images, description=args.description or "",
+                               replace=args.replace, progress=not args.quiet)
+    elapsed = time.perf_counter() - started
+    if args.json:
+        print(json.dumps({**record.to_json(), "seconds": round(elapsed, 3)}))
+    else:
+        print(f"submitted {record.name}: {record.n_images} images -> {record.n_points} spec points "
+              f"({record.encoder}) in {elapsed:.1f}s")
+    return 0
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    hub = _hub(args)
+    results = hub.identify(args.images, top=args.top, together=args.together,
+                           interrogator=args.interrogator)
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+        return 0
+    for r in results:
+        print(", ".join(r.images))
+        if r.prompt:
+            print(f"  interrogated prompt: {r.prompt}")
+        width = max(len(m.model) for m in r.results)
+        print(f"  {'rank':>4}  {'model':<{width}}  score")
+        for m in r.results:
+            print(f"  {m.rank:>4}  {m.model:<{width}}  {m.score:.4f}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    records = _hub(args).models()
+    if args.json:
+        print(json.dumps([r.to_json() for r in records], indent=2))
+        return 0
+    if not records:
+        print(f"no models in {args.home or default_home()}")
+        return 0
+    width = max(len(r.name) for r in records)
+    print(f"{'model':<{width}}  images  points  description")
+    for r in records:
+        print(f"{r.name:<{width}}  {r.n_images:>6}  {r.n_points:>6}  {r.description}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    record, spec = _hub(args).info(args.name)
+    info = {**record.to_json(), "gamma": spec.gamma, "prompt_set": spec.prompt_set,
+            "image_dim": int(spec.points.shape[1]), "prompt_dim": int(spec.point_prompts.shape[1]),
+            "gmi_version": spec.gmi_version, "example_prompts": spec.prompt_texts[:5]}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    record = _hub(args).remove(args.name)
+    print(f"removed {record.name}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gmi.demo import run_demo
+
+    return run_demo(home=args.home, models=args.models, interrogator=args.interrogator,
+                    json_output=args.json)
+
+
+def cmd_zoo_export(args: argparse.Namespace) -> int:
+    from gmi.zoo.export import export_zoo
+
+    manifest = export_zoo(args.dir, models=args.models, progress=not args.quiet)
+    print(f"exported {len(manifest['models'])} models and {len(manifest['queries'])} test queries "
+          f"to {args.dir}")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from gmi.encoders import available_encoders
+    from gmi.interrogators import available_interrogators
+
+    print("encoders:      " + ", ".join(available_encoders()))
+    print("interrogators: " + ", ".join(available_interrogators()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gmi", description="Generative Model Identification: find the models that make "
+        "images like yours.")
+    parser.add_argument("--version", action="version", version=f"gmi {__version__}")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="registry directory (default: $GMI_HOME or ~/.local/share/gmi)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create a registry and fix its encoder and settings")
+    p.add_argument("--encoder", help="image/prompt encoder (default: offline)")
+    p.add_argument("--interrogator", help="default interrogator (default: retrieval)")
+    p.add_argument("--points", type=int, help="spec points per model (default: one per image)")
+    p.add_argument("--gamma", type=float, help="kernel width (default: median heuristic)")
+    p.add_argument("--tau", type=float, help="prompt-kernel temperature")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("submit", help="add a model from its generated images")
+    p.add_argument("name")
+    p.add_argument("--images", required=True, type=Path,
+                   help="imagefolder: image files + metadata.jsonl with file_name and text")
+    p.add_argument("--description", default="")
+    p.add_argument("--replace", action="store_true", help="overwrite an existing model")
+    p.add_argument("--encoder", help="encoder, for a new registry (default: offline)")
+    p.add_argument("--json", action="store_true", help="print the stored record as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("identify", help="rank the registered models for example image(s)")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("--top", type=int, default=5, help="how many models to list (default 5)")
+    p.add_argument("--together", action="store_true",
+                   help="treat all images as ONE requirement (several examples)")
+    p.add_argument("--interrogator", help="override the registry's interrogator "
+                   "('none' = prompt-agnostic RKME baseline)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_identify)
+
+    p = sub.add_parser("models", help="list registered models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("info", help="show one model's record and specification")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("remove", help="delete a model")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("demo", help="build a demo hub from the built-in zoo and identify held-out images")
+    p.add_argument("--models", type=int, default=None, help="use only the first N zoo models")
+    p.add_argument("--interrogator", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("zoo", help="the built-in procedural model zoo")
+    zoo = p.add_subparsers(dest="zoo_command", required=True, metavar="ZOO_COMMAND")
+    e = zoo.add_parser("export", help="write every zoo model as an imagefolder + test manifest")
+    e.add_argument("dir", type=Path)
+    e.add_argument("--models", type=int, default=None, help="only the first N models")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_zoo_export)
+
+    p = sub.add_parser("plugins", help="list the registered encoders and interrogators")
+    p.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except GmiError as exc:
+        print(f"gmi: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gmi: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

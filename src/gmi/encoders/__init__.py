@@ -1,0 +1,32 @@
+"""Encoders map images and prompts to float32 vectors. Register a new one here, by name.
+
+Each entry is 'module:factory'; the factory takes the optional argument after ':' in the name.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from gmi.encoders.base import Encoder
+from gmi.plugins import resolve, split_name
+
+ENCODERS: dict[str, str] = {
+    "offline": "gmi.encoders.offline:create",
+    "pixels": "gmi.encoders.pixels:create",
+}
+
+DEFAULT_ENCODER = "offline"
+
+
+@lru_cache(maxsize=8)
+def load_encoder(name: str = DEFAULT_ENCODER) -> Encoder:
+    """Load an encoder once per process (weights are read lazily by the encoder itself)."""
+    factory = resolve("encoder", ENCODERS, name)
+    return factory(split_name(name)[1])
+
+
+def available_encoders() -> list[str]:
+    return sorted(ENCODERS)
+
+
+__all__ = ["DEFAULT_ENCODER", "ENCODERS", "Encoder", "available_encoders", "load_encoder"]

@@ -1,0 +1,38 @@
+"""Typed errors. Every GmiError is a user-facing problem: the CLI prints its message on one
+line and exits non-zero; anything else is a bug and keeps its traceback."""
+
+
+class GmiError(Exception):
+    """Base class for errors whose message is meant for the user."""
+
+    exit_code = 1
+
+
+class InvalidInputError(GmiError):
+    """Bad images, metadata, names or arguments given by the user."""
+
+    exit_code = 2
+
+
+class NotFoundError(GmiError):
+    """A model, registry or file that does not exist."""
+
+    exit_code = 3
+
+
+class ConflictError(GmiError):
+    """The action clashes with the registry's state (name taken, other encoder preset)."""
+
+    exit_code = 4
+
+
+class CorruptSpecError(GmiError):
+    """A specification file that cannot be read or fails its checksum."""
+
+    exit_code = 5
+
+
+class UnknownPluginError(GmiError):
+    """An encoder / interrogator / generator name that is not registered."""
+
+    exit_code = 2

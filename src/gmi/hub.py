@@ -1,0 +1,253 @@
+"""The pipeline: submit (images -> specification -> registry) and identify (image -> ranking).
+
+`Hub` is the Python API; the CLI and (later) the HTTP service are thin shells over it.
+
+    hub = Hub("~/my-hub")
+    hub.submit_folder("my-model", "generated/")           # imagefolder: images + metadata.jsonl
+    [result] = hub.identify(["query.jpg"], top=5)
+    result.results[0].model
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from gmi.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+from gmi.encoders.base import l2_normalise
+from gmi.errors import ConflictError, InvalidInputError, NotFoundError
+from gmi.imagefolder import load_imagefolder
+from gmi.images import open_image
+from gmi.index import HubIndex
+from gmi.interrogators import DEFAULT_INTERROGATOR, Interrogation, load_interrogator
+from gmi.registry.store import ModelRecord, Registry, default_home, validate_name
+from gmi.spec.kernels import median_heuristic_gamma
+from gmi.spec.scoring import DEFAULT_TAU, distance_to_score, score_queries
+from gmi.spec.specification import Specification, build_specification
+
+ENCODE_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Match:
+    rank: int
+    model: str
+    score: float
+    distance: float
+
+
+@dataclass
+class Identification:
+    """The ranking for one requirement (one image, or several with together=True)."""
+
+    images: list[str]
+    prompt: str
+    results: list[Match]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `gmi identify --json` contract: image, prompt, results[rank, model, score]."""
+        entry: dict[str, Any] = {"image": self.images[0] if len(self.images) == 1 else self.images}
+        entry["prompt"] = self.prompt
+        entry["results"] = [
+            {"rank": m.rank, "model": m.model, "score": round(m.score, 6)} for m in self.results
+        ]
+        return entry
+
+
+def encode_images_with_progress(encoder: Encoder, images: Sequence[Image.Image],
+                                desc: str, progress: bool = True) -> np.ndarray:
+    """Encode in batches, with a progress bar on stderr when there is more than one batch."""
+    chunks = []
+    starts = range(0, len(images), ENCODE_BATCH)
+    bar = tqdm(starts, desc=desc, unit="batch", disable=not progress or len(starts) < 2,
+               leave=False)
+    for start in bar:
+        chunks.append(encoder.encode_images(list(images[start : start + ENCODE_BATCH])))
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+
+
+class Hub:
+    """A registry plus the models (encoder, interrogator) that its settings name.
+
+    encoder / interrogator: used when the registry is created (first submit); afterwards the
+    registry's own settings rule, and asking for another encoder is refused (features of two
+    encoders are not comparable). The interrogator can be overridden per identify call.
+    """
+
+    def __init__(self, home: str | Path | None = None, *, encoder: str | None = None,
+                 interrogator: str | None = None, n_points: int | None = None,
+                 gamma: float | None = None, tau: float | None = None) -> None:
+        self.home = Path(home).expanduser() if home is not None else default_home()
+        self._requested = {"encoder": encoder, "interrogator": interrogator,
+                           "n_points": n_points, "gamma": gamma, "tau": tau}
+        self._registry: Registry | None = None
+        self._index: HubIndex | None = None
+        self._index_key: tuple | None = None
+
+    # -- registry and settings ---------------------------------------------------------
+    def exists(self) -> bool:
+        return (self.home / "registry.db").exists()
+
+    def registry(self, *, create: bool = False) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.home, create=create)
+        return self._registry
+
+    def settings(self) -> dict[str, str]:
+        """The registry's settings, or the requested/default ones for a registry not yet made."""
+        stored = self.registry().settings() if self.exists() else {}
+        wanted = self._requested
+        encoder = wanted["encoder"] or DEFAULT_ENCODER
+        if stored.get("encoder") and wanted["encoder"] and wanted["encoder"] != stored["encoder"]:
+            raise ConflictError(
+                f"registry {self.home} uses encoder {stored['encoder']!r}, not "
+                f"{wanted['encoder']!r}; specs of different encoders cannot be compared "
+                "(use another --home)"
+            )
+        merged = {
+            "encoder": stored.get("encoder", encoder),
+            "interrogator": stored.get("interrogator", wanted["interrogator"] or DEFAULT_INTERROGATOR),
+            "tau": stored.get("tau", str(wanted["tau"] or DEFAULT_TAU)),
+        }
+        for key in ("gamma", "n_points"):
+            value = stored.get(key) or (str(wanted[key]) if wanted[key] else None)
+            if value is not None:
+                merged[key] = value
+        return merged
+
+    def init(self) -> dict[str, str]:
+        """Create the registry and fix its settings (the first submit does this implicitly)."""
+        settings = self.settings()
+        load_encoder(settings["encoder"])  # fail on an unknown name before creating anything
+        load_interrogator(settings["interrogator"])
+        return self.registry(create=True).set_settings(settings)
+
+    @property
+    def encoder(self) -> Encoder:
+        return load_encoder(self.settings()["encoder"])
+
+    # -- submitting stage --------------------------------------------------------------
+    def submit_folder(self, name: str, folder: str | Path, *, description: str = "",
+                      replace: bool = False, progress: bool = True) -> ModelRecord:
+        """Submit a model from an imagefolder (its generated images + metadata.jsonl)."""
+        validate_name(name)
+        images, prompts = load_imagefolder(folder)
+        return self.submit_images(name, images, prompts, description=description,
+                                  replace=replace, progress=progress)
+
+    def submit_images(self, name: str, images: Sequence[Image.Image], prompts: Sequence[str], *,
+                      description: str = "", replace: bool = False,
+                      progress: bool = True) -> ModelRecord:
+        """Encode a model's (image, prompt) pairs, build its spec and store it atomically."""
+        validate_name(name)
+        if len(images) != len(prompts):
+            raise InvalidInputError("each image needs exactly one prompt")
+        if len(images) < 2:
+            raise InvalidInputError("a specification needs at least 2 generated images")
+        settings = self.settings()
+        if not replace and self.exists() and self.registry().exists(name):
+            raise ConflictError(f"model {name!r} already exists (use --replace to overwrite it)")
+        encoder = load_encoder(settings["encoder"])
+        features = encode_images_with_progress(encoder, images, f"encoding {name}", progress)
+        prompt_embeddings = encoder.encode_texts(list(prompts))
+        gamma = float(settings["gamma"]) if "gamma" in settings else median_heuristic_gamma(features)
+        n_points = int(settings["n_points"]) if "n_points" in settings else None
+        spec = build_specification(features, prompt_embeddings, list(prompts),
+                                   encoder=encoder.name, gamma=gamma, n_points=n_points)
+        registry = self.registry(create=True)
+        registry.set_settings({**settings, "gamma": repr(gamma)})
+        return registry.add(name, spec, description=description, replace=replace)
+
+    # -- identification stage ------------------------------------------------------------
+    def index(self) -> HubIndex:
+        """All specs, stacked; reloaded only when the registry's models change."""
+        if not self.exists():
+            raise NotFoundError(f"{self.home}: no gmi registry here (submit a model first)")
+        records = self.registry().list()
+        if not records:
+            raise NotFoundError(f"{self.home}: the registry has no models (submit one first)")
+        key = tuple((r.name, r.spec_sha256) for r in records)
+        if self._index is None or self._index_key != key:
+            specs = [self.registry().load_spec(r) for r in records]
+            self._index = HubIndex.from_specs([r.name for r in records], specs)
+            self._index_key = key
+        return self._index
+
+    def identify(self, images: Sequence[str | Path | Image.Image], *, top: int = 5,
+                 together: bool = False, interrogator: str | None = None) -> list[Identification]:
+        """Rank all models for each image (or for all images as one requirement)."""
+        if not images:
+            raise InvalidInputError("give at least one image to identify")
+        if top < 1:
+            raise InvalidInputError("--top must be at least 1")
+        labels = [str(im) if not isinstance(im, Image.Image) else f"image[{i}]"
+                  for i, im in enumerate(images)]
+        decoded = [im if isinstance(im, Image.Image) else open_image(im) for im in images]
+        index = self.index()
+        settings = self.settings()
+        encoder = load_encoder(settings["encoder"])
+        asker = load_interrogator(interrogator or settings["interrogator"])
+
+        t0 = time.perf_counter()
+        features = encoder.encode_images(decoded)
+        t1 = time.perf_counter()
+        asked = asker.interrogate(decoded, features, encoder, index)
+        query_prompts = self._prompt_embeddings(asked, encoder)
+        t2 = time.perf_counter()
+        groups = [list(range(len(decoded)))] if together else [[i] for i in range(len(decoded))]
+        if query_prompts is not None and together:
+            query_prompts = l2_normalise(query_prompts.mean(axis=0, keepdims=True))
+        tau = float(settings["tau"])
+        distances = score_queries(index.stack, features, groups, query_prompts, tau)
+        t3 = time.perf_counter()
+
+        timings = {"encode_s": t1 - t0, "interrogate_s": t2 - t1, "score_s": t3 - t2}
+        out = []
+        for g, group in enumerate(groups):
+            order = np.argsort(distances[g], kind="stable")[:top]
+            scores = distance_to_score(distances[g])
+            matches = [Match(rank=r + 1, model=index.names[m], score=float(scores[m]),
+                             distance=float(distances[g, m])) for r, m in enumerate(order)]
+            prompt = " | ".join(dict.fromkeys(asked[i].text for i in group))
+            out.append(Identification([labels[i] for i in group], prompt, matches, timings))
+        return out
+
+    @staticmethod
+    def _prompt_embeddings(asked: list[Interrogation], encoder: Encoder) -> np.ndarray | None:
+        if all(a.uniform for a in asked):
+            return None
+        if any(a.uniform for a in asked):
+            raise ValueError("an interrogator must be uniform for all images or for none")
+        to_encode = [i for i, a in enumerate(asked) if a.embedding is None]
+        encoded = encoder.encode_texts([asked[i].text for i in to_encode]) if to_encode else None
+        rows = []
+        for i, a in enumerate(asked):
+            rows.append(encoded[to_encode.index(i)] if a.embedding is None else a.embedding)
+        return l2_normalise(np.stack(rows))
+
+    # -- catalogue -----------------------------------------------------------------------
+    def models(self) -> list[ModelRecord]:
+        return self.registry().list() if self.exists() else []
+
+    def info(self, name: str) -> tuple[ModelRecord, Specification]:
+        if not self.exists():
+            raise NotFoundError(f"no model named {name!r} (the registry {self.home} is empty)")
+        record = self.registry().get(name)
+        return record, self.registry().load_spec(record)
+
+    def remove(self, name: str) -> ModelRecord:
+        if not self.exists():
+            raise NotFoundError(f"no model named {name!r} (the registry {self.home} is empty)")
+        return self.registry().remove(name)
+
+
+def identification_to_dict(result: Identification) -> dict[str, Any]:
+    return asdict(result)

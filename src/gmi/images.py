@@ -1,0 +1,74 @@
+"""Safe image loading: every image gmi reads goes through here.
+
+Rejects what is not an image or is too large BEFORE decoding the pixels (the declared size is
+checked against MAX_PIXELS, so a small file declaring a huge canvas, a decompression bomb, is
+refused), then normalises what is valid: EXIF orientation applied, first frame of an
+animation, palette / alpha / CMYK / 16-bit converted to 8-bit RGB (alpha over white).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from gmi.errors import InvalidInputError
+
+MAX_PIXELS = 40_000_000  # ~ 6300 x 6300; far above any generated image
+MAX_FILE_BYTES = 50 * 1024 * 1024
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Image:
+    """Decode an image file (path or bytes) into an RGB PIL image, or raise InvalidInputError."""
+    label = label or (str(source) if not isinstance(source, bytes) else "upload")
+    if isinstance(source, bytes):
+        data = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidInputError(f"{label}: no such image file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InvalidInputError(f"{label}: file is larger than {MAX_FILE_BYTES // 2**20} MiB")
+        data = path.read_bytes()
+    if not data:
+        raise InvalidInputError(f"{label}: empty file, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise InvalidInputError(
+                    f"{label}: {width}x{height} pixels is more than the {MAX_PIXELS:,} allowed"
+                )
+            image.seek(0)
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except InvalidInputError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
+            Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidInputError(f"{label}: not a readable image ({type(exc).__name__}: {exc})") from exc
+    if image.width < 1 or image.height < 1:
+        raise InvalidInputError(f"{label}: image has no pixels")
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB; transparency is composited over white, 16-bit/float scaled to 0..255."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / peak * 255.0, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")

@@ -1,0 +1,46 @@
+"""`labels`: the top ImageNet classes of the EfficientNet-Lite0 head, as a caption.
+
+Cheap and model-free beyond the encoder's own network, but ImageNet classes describe photos of
+objects; for stylised images they say little (METHOD.md section 8), which the demo measures.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+from PIL import Image
+
+from gmi.encoders import efficientnet
+from gmi.encoders.base import Encoder
+from gmi.index import HubIndex
+from gmi.interrogators.base import Interrogation, Interrogator
+
+
+@lru_cache(maxsize=1)
+def imagenet_classes() -> list[str]:
+    text = resources.files("gmi.interrogators").joinpath("data/imagenet_classes.txt").read_text()
+    classes = [line.strip() for line in text.splitlines() if line.strip()]
+    assert len(classes) == 1000, "the ImageNet class list must have 1000 names"
+    return classes
+
+
+class LabelsInterrogator(Interrogator):
+    def __init__(self, top: int = 3) -> None:
+        self.top = top
+        self.name = "labels" if top == 3 else f"labels:{top}"
+
+    def interrogate(
+        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: HubIndex
+    ) -> list[Interrogation]:
+        logits = efficientnet.run_backbone_cached(images).logits
+        classes = imagenet_classes()
+        top = np.argsort(-logits, axis=1)[:, : self.top]
+        return [
+            Interrogation(text="a picture of " + ", ".join(classes[i] for i in row)) for row in top
+        ]
+
+
+def create(argument: str | None) -> LabelsInterrogator:
+    return LabelsInterrogator(int(argument) if argument else 3)

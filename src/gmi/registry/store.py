@@ -1,0 +1,266 @@
+"""The registry: where a hub keeps its models.
+
+Layout of a registry home (``--home`` or ``$GMI_HOME``, default ``~/.local/share/gmi``):
+
+    registry.db        SQLite (WAL): settings + one row per model
+    specs/<id>.safetensors   one spec per model (arrays + JSON header), named by a random id
+
+Write order makes every change all-or-nothing: the spec file is written atomically first, the
+database row last in one transaction. A crash before the commit leaves at most an orphan file
+(no row points at it; `Registry.orphans()` finds it), never a row without its spec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gmi.errors import ConflictError, CorruptSpecError, InvalidInputError, NotFoundError
+from gmi.registry.atomic import atomic_write, fsync_dir
+from gmi.spec.specification import Specification
+
+DB_NAME = "registry.db"
+SPEC_DIR = "specs"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+MAX_NAME = 128
+MAX_DESCRIPTION = 4000
+
+MIGRATIONS = [
+    # 1: settings + models
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE models (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        spec_file TEXT NOT NULL UNIQUE,
+        spec_sha256 TEXT NOT NULL,
+        encoder TEXT NOT NULL,
+        n_images INTEGER NOT NULL,
+        n_points INTEGER NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        extra TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+]
+
+
+def default_home() -> Path:
+    """$GMI_HOME, else $XDG_DATA_HOME/gmi, else ~/.local/share/gmi."""
+    if os.environ.get("GMI_HOME"):
+        return Path(os.environ["GMI_HOME"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "gmi"
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError("model name must not be empty")
+    if len(name) > MAX_NAME:
+        raise InvalidInputError(f"model name longer than {MAX_NAME} characters")
+    if not NAME_PATTERN.match(name):
+        raise InvalidInputError(
+            f"invalid model name {name!r}: use letters, digits, '.', '_', '-' "
+            "(optionally 'owner/name'), starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    name: str
+    description: str
+    spec_file: str
+    spec_sha256: str
+    encoder: str
+    n_images: int
+    n_points: int
+    created: float
+    updated: float
+    extra: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "encoder": self.encoder,
+            "n_images": self.n_images,
+            "n_points": self.n_points,
+            "created": self.created,
+            "updated": self.updated,
+            "spec_sha256": self.spec_sha256,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+class Registry:
+    """A registry home on disk. Cheap to open; every method opens its own short transaction."""
+
+    def __init__(self, home: str | Path | None = None, *, create: bool = True) -> None:
+        self.home = Path(home).expanduser() if home is not None else default_home()
+        self.db_path = self.home / DB_NAME
+        self.spec_dir = self.home / SPEC_DIR
+        if not self.db_path.exists():
+            if not create:
+                raise NotFoundError(f"{self.home}: no gmi registry here (submit a model first)")
+            self.spec_dir.mkdir(parents=True, exist_ok=True)
+        self.spec_dir.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            self._migrate(db)
+
+    # -- database plumbing -------------------------------------------------------------
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout = 60000")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            db.row_factory = sqlite3.Row
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: writers queue on the lock instead of failing mid-way."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version >= len(MIGRATIONS):
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- settings ----------------------------------------------------------------------
+    def settings(self) -> dict[str, str]:
+        with self._connect() as db:
+            return {r["key"]: r["value"] for r in db.execute("SELECT key, value FROM settings")}
+
+    def set_settings(self, values: dict[str, str], *, overwrite: bool = False) -> dict[str, str]:
+        """Store settings; without overwrite, existing keys keep their value. Returns all."""
+        with self._write() as db:
+            for key, value in values.items():
+                verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+                db.execute(f"{verb} INTO settings (key, value) VALUES (?, ?)", (key, str(value)))
+            return {r["key"]: r["value"] for r in db.execute("SELECT key, value FROM settings")}
+
+    # -- models ------------------------------------------------------------------------
+    def add(self, name: str, spec: Specification, *, description: str = "",
+            replace: bool = False, extra: dict[str, Any] | None = None) -> ModelRecord:
+        """Store a spec: file first (atomic), row last (one transaction)."""
+        validate_name(name)
+        if len(description) > MAX_DESCRIPTION:
+            raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
+        data = spec.to_bytes()
+        spec_file = f"{uuid.uuid4().hex}.safetensors"
+        now = time.time()
+        if not replace and self.exists(name):  # early, friendly check; re-checked under lock
+            raise ConflictError(f"model {name!r} already exists (use --replace to overwrite it)")
+        atomic_write(self.spec_dir / spec_file, data)
+        old_file = None
+        try:
+            with self._write() as db:
+                row = db.execute("SELECT spec_file, created FROM models WHERE name = ?",
+                                 (name,)).fetchone()
+                if row is not None and not replace:
+                    raise ConflictError(f"model {name!r} already exists (use --replace to overwrite it)")
+                created = row["created"] if row is not None else now
+                old_file = row["spec_file"] if row is not None else None
+                db.execute("DELETE FROM models WHERE name = ?", (name,))
+                db.execute(
+                    "INSERT INTO models (name, description, spec_file, spec_sha256, encoder, "
+                    "n_images, n_points, created, updated, extra) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (name, description, spec_file, hashlib.sha256(data).hexdigest(),
+                     spec.encoder, int(spec.pair_features.shape[0]), spec.n_points, created, now,
+                     json.dumps(extra or {})),
+                )
+        except BaseException:
+            (self.spec_dir / spec_file).unlink(missing_ok=True)
+            raise
+        if old_file:
+            (self.spec_dir / old_file).unlink(missing_ok=True)
+            fsync_dir(self.spec_dir)
+        return self.get(name)
+
+    def remove(self, name: str) -> ModelRecord:
+        with self._write() as db:
+            row = db.execute("SELECT * FROM models WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no model named {name!r}")
+            db.execute("DELETE FROM models WHERE name = ?", (name,))
+        record = _record(row)
+        (self.spec_dir / record.spec_file).unlink(missing_ok=True)
+        return record
+
+    def exists(self, name: str) -> bool:
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone() is not None
+
+    def get(self, name: str) -> ModelRecord:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM models WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no model named {name!r}")
+        return _record(row)
+
+    def list(self) -> list[ModelRecord]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM models ORDER BY name").fetchall()
+        return [_record(r) for r in rows]
+
+    def load_spec(self, record: ModelRecord) -> Specification:
+        path = self.spec_dir / record.spec_file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CorruptSpecError(f"model {record.name!r}: spec file missing ({exc})") from exc
+        if hashlib.sha256(data).hexdigest() != record.spec_sha256:
+            raise CorruptSpecError(f"model {record.name!r}: spec file does not match its checksum")
+        return Specification.load(path)
+
+    def load_all(self) -> tuple[list[ModelRecord], list[Specification]]:
+        records = self.list()
+        return records, [self.load_spec(r) for r in records]
+
+    def orphans(self) -> list[Path]:
+        """Spec files (and temp files) that no row points at: left by an interrupted write."""
+        with self._connect() as db:
+            used = {r[0] for r in db.execute("SELECT spec_file FROM models")}
+        return sorted(p for p in self.spec_dir.iterdir() if p.name not in used)
+
+
+def _record(row: sqlite3.Row) -> ModelRecord:
+    return ModelRecord(
+        name=row["name"], description=row["description"], spec_file=row["spec_file"],
+        spec_sha256=row["spec_sha256"], encoder=row["encoder"], n_images=row["n_images"],
+        n_points=row["n_points"], created=row["created"], updated=row["updated"],
+        extra=json.loads(row["extra"]),
+    )
