@@ -49,6 +49,7 @@ def main() -> None:
             import io
 
             from PIL import Image
+
             q_images.append(Image.open(io.BytesIO(data)).convert("RGB"))
             q_truth.append(m)
             q_prompts.append(prompt)
@@ -58,13 +59,23 @@ def main() -> None:
     spec_q = text_minilm.encode_texts(list(prompts))
     true_q = text_minilm.encode_texts(q_prompts)
     classes = imagenet_classes()
-    label_text = ["a picture of " + ", ".join(classes[i] for i in row)
-                  for row in np.argsort(-q_out.logits, axis=1)[:, :3]]
+    label_text = [
+        "a picture of " + ", ".join(classes[i] for i in row)
+        for row in np.argsort(-q_out.logits, axis=1)[:, :3]
+    ]
     labels_q = text_minilm.encode_texts(label_text)
-    print(f"data ready in {time.perf_counter() - started:.0f}s: {len(zoo)} models, {len(truth)} queries\n")
+    print(
+        f"data ready in {time.perf_counter() - started:.0f}s: "
+        f"{len(zoo)} models, {len(truth)} queries\n"
+    )
 
-    def evaluate(feature_set: str, gamma_rule: str = "first", n_points: int | None = None,
-                 tau: float = 0.1, gamma_scale: float = 1.0) -> dict[str, float]:
+    def evaluate(
+        feature_set: str,
+        gamma_rule: str = "first",
+        n_points: int | None = None,
+        tau: float = 0.1,
+        gamma_scale: float = 1.0,
+    ) -> dict[str, float]:
         feats = [features_from_backbone(o, feature_set) for o in spec_out]
         qf = features_from_backbone(q_out, feature_set)
         if gamma_rule == "first":
@@ -72,8 +83,12 @@ def main() -> None:
         else:
             gamma = median_heuristic_gamma(np.concatenate(feats))
         gamma *= gamma_scale
-        specs = [build_specification(f, spec_q, list(prompts), encoder="x", gamma=gamma,
-                                     n_points=n_points) for f in feats]
+        specs = [
+            build_specification(
+                f, spec_q, list(prompts), encoder="x", gamma=gamma, n_points=n_points
+            )
+            for f in feats
+        ]
         stack = SpecStack.from_specs(zoo, specs)
         pairs = np.concatenate(feats)
         pair_q = np.concatenate([spec_q] * len(zoo))
@@ -82,7 +97,12 @@ def main() -> None:
         w = np.exp((np.take_along_axis(sims, near, 1) - sims.max(1, keepdims=True)) / 0.02)
         retr_q = l2_normalise((w[..., None] * pair_q[near]).sum(1))
         res = {}
-        for method, qp in (("rkme", None), ("labels", labels_q), ("retrieval", retr_q), ("oracle", true_q)):
+        for method, qp in (
+            ("rkme", None),
+            ("labels", labels_q),
+            ("retrieval", retr_q),
+            ("oracle", true_q),
+        ):
             d = score_queries(stack, qf, None, qp, tau)
             res[method] = (topk(d, truth, 1), topk(d, truth, 4))
         model_of_pair = np.repeat(np.arange(len(zoo)), len(prompts))
@@ -94,10 +114,19 @@ def main() -> None:
         return res
 
     def row(label: str, res: dict) -> str:
-        return f"| {label} | " + " | ".join(f"{res[m][0]:.3f} / {res[m][1]:.3f}" for m in
-                                            ("rkme", "knn", "labels", "retrieval", "oracle")) + " |"
+        return (
+            f"| {label} | "
+            + " | ".join(
+                f"{res[m][0]:.3f} / {res[m][1]:.3f}"
+                for m in ("rkme", "knn", "labels", "retrieval", "oracle")
+            )
+            + " |"
+        )
 
-    header = "| {} | rkme | knn | weighted-labels | weighted-retrieval | weighted-oracle |\n|---|---|---|---|---|---|"
+    header = (
+        "| {} | rkme | knn | weighted-labels | weighted-retrieval | weighted-oracle |\n"
+        "|---|---|---|---|---|---|"
+    )
     print("## Feature sets (top-1 / top-4; K = N, gamma = median of first model, tau = 0.1)\n")
     print(header.format("features"))
     for fs in FEATURE_SETS:

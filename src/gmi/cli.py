@@ -20,15 +20,21 @@ from gmi.errors import GmiError
 from gmi.registry.store import default_home
 
 
-def _hub(args: argparse.Namespace, **kwargs: object):  # noqa: ANN202 - lazy import keeps --help fast
+def _hub(args: argparse.Namespace, **kwargs: object):
     from gmi.hub import Hub
 
     return Hub(args.home, **kwargs)  # type: ignore[arg-type]
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    hub = _hub(args, encoder=args.encoder, interrogator=args.interrogator, n_points=args.points,
-               gamma=args.gamma, tau=args.tau)
+    hub = _hub(
+        args,
+        encoder=args.encoder,
+        interrogator=args.interrogator,
+        n_points=args.points,
+        gamma=args.gamma,
+        tau=args.tau,
+    )
     settings = hub.init()
     print(f"registry {hub.home}")
     for key, value in sorted(settings.items()):
@@ -39,21 +45,29 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     hub = _hub(args, encoder=args.encoder)
     started = time.perf_counter()
-    record = hub.submit_folder(args.name, args.images, description=args.description or "",
-                               replace=args.replace, progress=not args.quiet)
+    record = hub.submit_folder(
+        args.name,
+        args.images,
+        description=args.description or "",
+        replace=args.replace,
+        progress=not args.quiet,
+    )
     elapsed = time.perf_counter() - started
     if args.json:
         print(json.dumps({**record.to_json(), "seconds": round(elapsed, 3)}))
     else:
-        print(f"submitted {record.name}: {record.n_images} images -> {record.n_points} spec points "
-              f"({record.encoder}) in {elapsed:.1f}s")
+        print(
+            f"submitted {record.name}: {record.n_images} images -> {record.n_points} spec points "
+            f"({record.encoder}) in {elapsed:.1f}s"
+        )
     return 0
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    results = hub.identify(args.images, top=args.top, together=args.together,
-                           interrogator=args.interrogator)
+    results = hub.identify(
+        args.images, top=args.top, together=args.together, interrogator=args.interrogator
+    )
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=2))
         return 0
@@ -85,9 +99,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     record, spec = _hub(args).info(args.name)
-    info = {**record.to_json(), "gamma": spec.gamma, "prompt_set": spec.prompt_set,
-            "image_dim": int(spec.points.shape[1]), "prompt_dim": int(spec.point_prompts.shape[1]),
-            "gmi_version": spec.gmi_version, "example_prompts": spec.prompt_texts[:5]}
+    info = {
+        **record.to_json(),
+        "gamma": spec.gamma,
+        "prompt_set": spec.prompt_set,
+        "image_dim": int(spec.points.shape[1]),
+        "prompt_dim": int(spec.point_prompts.shape[1]),
+        "gmi_version": spec.gmi_version,
+        "example_prompts": spec.prompt_texts[:5],
+    }
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -105,16 +125,19 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gmi.demo import run_demo
 
-    return run_demo(home=args.home, models=args.models, interrogator=args.interrogator,
-                    json_output=args.json)
+    return run_demo(
+        home=args.home, models=args.models, interrogator=args.interrogator, json_output=args.json
+    )
 
 
 def cmd_zoo_export(args: argparse.Namespace) -> int:
     from gmi.zoo.export import export_zoo
 
     manifest = export_zoo(args.dir, models=args.models, progress=not args.quiet)
-    print(f"exported {len(manifest['models'])} models and {len(manifest['queries'])} test queries "
-          f"to {args.dir}")
+    print(
+        f"exported {len(manifest['models'])} models and {len(manifest['queries'])} test queries "
+        f"to {args.dir}"
+    )
     return 0
 
 
@@ -129,11 +152,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="gmi", description="Generative Model Identification: find the models that make "
-        "images like yours.")
+        prog="gmi",
+        description="Generative Model Identification: find the models that make images like yours.",
+    )
     parser.add_argument("--version", action="version", version=f"gmi {__version__}")
-    parser.add_argument("--home", type=Path, default=None,
-                        help="registry directory (default: $GMI_HOME or ~/.local/share/gmi)")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="registry directory (default: $GMI_HOME or ~/.local/share/gmi)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", help="create a registry and fix its encoder and settings")
@@ -146,8 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("submit", help="add a model from its generated images")
     p.add_argument("name")
-    p.add_argument("--images", required=True, type=Path,
-                   help="imagefolder: image files + metadata.jsonl with file_name and text")
+    p.add_argument(
+        "--images",
+        required=True,
+        type=Path,
+        help="imagefolder: image files + metadata.jsonl with file_name and text",
+    )
     p.add_argument("--description", default="")
     p.add_argument("--replace", action="store_true", help="overwrite an existing model")
     p.add_argument("--encoder", help="encoder, for a new registry (default: offline)")
@@ -158,10 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("identify", help="rank the registered models for example image(s)")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     p.add_argument("--top", type=int, default=5, help="how many models to list (default 5)")
-    p.add_argument("--together", action="store_true",
-                   help="treat all images as ONE requirement (several examples)")
-    p.add_argument("--interrogator", help="override the registry's interrogator "
-                   "('none' = prompt-agnostic RKME baseline)")
+    p.add_argument(
+        "--together",
+        action="store_true",
+        help="treat all images as ONE requirement (several examples)",
+    )
+    p.add_argument(
+        "--interrogator",
+        help="override the registry's interrogator ('none' = prompt-agnostic RKME baseline)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_identify)
 
@@ -178,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(func=cmd_remove)
 
-    p = sub.add_parser("demo", help="build a demo hub from the built-in zoo and identify held-out images")
+    p = sub.add_parser(
+        "demo", help="build a demo hub from the built-in zoo and identify held-out images"
+    )
     p.add_argument("--models", type=int, default=None, help="use only the first N zoo models")
     p.add_argument("--interrogator", default=None)
     p.add_argument("--json", action="store_true")

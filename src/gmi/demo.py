@@ -27,13 +27,19 @@ def _fresh_home(home: Path) -> None:
     """Start the demo hub from scratch, but never delete a folder that is not a gmi hub."""
     if home.exists():
         if any(home.iterdir()) and not (home / "registry.db").exists():
-            raise InvalidInputError(f"{home} exists and is not a gmi registry; choose another --home")
+            raise InvalidInputError(
+                f"{home} exists and is not a gmi registry; choose another --home"
+            )
         shutil.rmtree(home)
     home.mkdir(parents=True)
 
 
-def run_demo(home: str | Path | None = None, models: int | None = None,
-             interrogator: str | None = None, json_output: bool = False) -> int:
+def run_demo(
+    home: str | Path | None = None,
+    models: int | None = None,
+    interrogator: str | None = None,
+    json_output: bool = False,
+) -> int:
     home = Path(home) if home else DEFAULT_DEMO_HOME
     _fresh_home(home)
     names = list(load_zoo())[: models or None]
@@ -64,25 +70,43 @@ def run_demo(home: str | Path | None = None, models: int | None = None,
         order = [m.model for m in result.results]
         rank = order.index(name) + 1
         ranks.append(rank)
-        rows.append({"model": name, "true_prompt": prompt, "interrogated": result.prompt,
-                     "rank": rank, "top4": order[:4]})
+        rows.append(
+            {
+                "model": name,
+                "true_prompt": prompt,
+                "interrogated": result.prompt,
+                "rank": rank,
+                "top4": order[:4],
+            }
+        )
     top1 = sum(r == 1 for r in ranks) / len(ranks)
     top4 = sum(r <= 4 for r in ranks) / len(ranks)
-    summary = {"models": len(names), "queries": len(ranks), "top1": top1, "top4": top4,
-               "mean_rank": sum(ranks) / len(ranks), "submit_seconds": round(submitted, 1),
-               "identify_seconds": round(identified, 2), "home": str(home),
-               "settings": hub.settings()}
+    summary = {
+        "models": len(names),
+        "queries": len(ranks),
+        "top1": top1,
+        "top4": top4,
+        "mean_rank": sum(ranks) / len(ranks),
+        "submit_seconds": round(submitted, 1),
+        "identify_seconds": round(identified, 2),
+        "home": str(home),
+        "settings": hub.settings(),
+    }
     if json_output:
         print(json.dumps({"summary": summary, "queries": rows}, indent=2))
         return 0
     print(f"\nDemo hub: {len(names)} zoo models in {home} (submitted in {submitted:.0f}s)")
-    print(f"One held-out upload per model (JPEG, new size, unseen prompt); '*' marks the true model.\n")
+    print(
+        "One held-out upload per model (JPEG, new size, unseen prompt); '*' marks the true model.\n"
+    )
     width = max(len(n) for n in names)
     print(f"{'true model':<{width}}  rank  top 4")
     for row in rows:
         marked = [f"*{m}" if m == row["model"] else m for m in row["top4"]]
         print(f"{row['model']:<{width}}  {row['rank']:>4}  {', '.join(marked)}")
-    print(f"\ntop-1 hit rate: {top1:.2f}   top-4 hit rate: {top4:.2f}   mean rank: "
-          f"{summary['mean_rank']:.2f}   ({len(ranks)} queries, identified in {identified:.1f}s)")
+    print(
+        f"\ntop-1 hit rate: {top1:.2f}   top-4 hit rate: {top4:.2f}   mean rank: "
+        f"{summary['mean_rank']:.2f}   ({len(ranks)} queries, identified in {identified:.1f}s)"
+    )
     print(f"Try it yourself:  gmi --home {home} identify {paths[0]}")
     return 0

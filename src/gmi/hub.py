@@ -62,13 +62,15 @@ class Identification:
         return entry
 
 
-def encode_images_with_progress(encoder: Encoder, images: Sequence[Image.Image],
-                                desc: str, progress: bool = True) -> np.ndarray:
+def encode_images_with_progress(
+    encoder: Encoder, images: Sequence[Image.Image], desc: str, progress: bool = True
+) -> np.ndarray:
     """Encode in batches, with a progress bar on stderr when there is more than one batch."""
     chunks = []
     starts = range(0, len(images), ENCODE_BATCH)
-    bar = tqdm(starts, desc=desc, unit="batch", disable=not progress or len(starts) < 2,
-               leave=False)
+    bar = tqdm(
+        starts, desc=desc, unit="batch", disable=not progress or len(starts) < 2, leave=False
+    )
     for start in bar:
         chunks.append(encoder.encode_images(list(images[start : start + ENCODE_BATCH])))
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
@@ -82,12 +84,24 @@ class Hub:
     encoders are not comparable). The interrogator can be overridden per identify call.
     """
 
-    def __init__(self, home: str | Path | None = None, *, encoder: str | None = None,
-                 interrogator: str | None = None, n_points: int | None = None,
-                 gamma: float | None = None, tau: float | None = None) -> None:
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        *,
+        encoder: str | None = None,
+        interrogator: str | None = None,
+        n_points: int | None = None,
+        gamma: float | None = None,
+        tau: float | None = None,
+    ) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
-        self._requested = {"encoder": encoder, "interrogator": interrogator,
-                           "n_points": n_points, "gamma": gamma, "tau": tau}
+        self._requested = {
+            "encoder": encoder,
+            "interrogator": interrogator,
+            "n_points": n_points,
+            "gamma": gamma,
+            "tau": tau,
+        }
         self._registry: Registry | None = None
         self._index: HubIndex | None = None
         self._index_key: tuple | None = None
@@ -114,7 +128,9 @@ class Hub:
             )
         merged = {
             "encoder": stored.get("encoder", encoder),
-            "interrogator": stored.get("interrogator", wanted["interrogator"] or DEFAULT_INTERROGATOR),
+            "interrogator": stored.get(
+                "interrogator", wanted["interrogator"] or DEFAULT_INTERROGATOR
+            ),
             "tau": stored.get("tau", str(wanted["tau"] or DEFAULT_TAU)),
         }
         for key in ("gamma", "n_points"):
@@ -135,17 +151,32 @@ class Hub:
         return load_encoder(self.settings()["encoder"])
 
     # -- submitting stage --------------------------------------------------------------
-    def submit_folder(self, name: str, folder: str | Path, *, description: str = "",
-                      replace: bool = False, progress: bool = True) -> ModelRecord:
+    def submit_folder(
+        self,
+        name: str,
+        folder: str | Path,
+        *,
+        description: str = "",
+        replace: bool = False,
+        progress: bool = True,
+    ) -> ModelRecord:
         """Submit a model from an imagefolder (its generated images + metadata.jsonl)."""
         validate_name(name)
         images, prompts = load_imagefolder(folder)
-        return self.submit_images(name, images, prompts, description=description,
-                                  replace=replace, progress=progress)
+        return self.submit_images(
+            name, images, prompts, description=description, replace=replace, progress=progress
+        )
 
-    def submit_images(self, name: str, images: Sequence[Image.Image], prompts: Sequence[str], *,
-                      description: str = "", replace: bool = False,
-                      progress: bool = True) -> ModelRecord:
+    def submit_images(
+        self,
+        name: str,
+        images: Sequence[Image.Image],
+        prompts: Sequence[str],
+        *,
+        description: str = "",
+        replace: bool = False,
+        progress: bool = True,
+    ) -> ModelRecord:
         """Encode a model's (image, prompt) pairs, build its spec and store it atomically."""
         validate_name(name)
         if len(images) != len(prompts):
@@ -158,10 +189,18 @@ class Hub:
         encoder = load_encoder(settings["encoder"])
         features = encode_images_with_progress(encoder, images, f"encoding {name}", progress)
         prompt_embeddings = encoder.encode_texts(list(prompts))
-        gamma = float(settings["gamma"]) if "gamma" in settings else median_heuristic_gamma(features)
+        gamma = (
+            float(settings["gamma"]) if "gamma" in settings else median_heuristic_gamma(features)
+        )
         n_points = int(settings["n_points"]) if "n_points" in settings else None
-        spec = build_specification(features, prompt_embeddings, list(prompts),
-                                   encoder=encoder.name, gamma=gamma, n_points=n_points)
+        spec = build_specification(
+            features,
+            prompt_embeddings,
+            list(prompts),
+            encoder=encoder.name,
+            gamma=gamma,
+            n_points=n_points,
+        )
         registry = self.registry(create=True)
         registry.set_settings({**settings, "gamma": repr(gamma)})
         return registry.add(name, spec, description=description, replace=replace)
@@ -181,15 +220,23 @@ class Hub:
             self._index_key = key
         return self._index
 
-    def identify(self, images: Sequence[str | Path | Image.Image], *, top: int = 5,
-                 together: bool = False, interrogator: str | None = None) -> list[Identification]:
+    def identify(
+        self,
+        images: Sequence[str | Path | Image.Image],
+        *,
+        top: int = 5,
+        together: bool = False,
+        interrogator: str | None = None,
+    ) -> list[Identification]:
         """Rank all models for each image (or for all images as one requirement)."""
         if not images:
             raise InvalidInputError("give at least one image to identify")
         if top < 1:
             raise InvalidInputError("--top must be at least 1")
-        labels = [str(im) if not isinstance(im, Image.Image) else f"image[{i}]"
-                  for i, im in enumerate(images)]
+        labels = [
+            str(im) if not isinstance(im, Image.Image) else f"image[{i}]"
+            for i, im in enumerate(images)
+        ]
         decoded = [im if isinstance(im, Image.Image) else open_image(im) for im in images]
         index = self.index()
         settings = self.settings()
@@ -214,8 +261,15 @@ class Hub:
         for g, group in enumerate(groups):
             order = np.argsort(distances[g], kind="stable")[:top]
             scores = distance_to_score(distances[g])
-            matches = [Match(rank=r + 1, model=index.names[m], score=float(scores[m]),
-                             distance=float(distances[g, m])) for r, m in enumerate(order)]
+            matches = [
+                Match(
+                    rank=r + 1,
+                    model=index.names[m],
+                    score=float(scores[m]),
+                    distance=float(distances[g, m]),
+                )
+                for r, m in enumerate(order)
+            ]
             prompt = " | ".join(dict.fromkeys(asked[i].text for i in group))
             out.append(Identification([labels[i] for i in group], prompt, matches, timings))
         return out

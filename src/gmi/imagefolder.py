@@ -81,8 +81,9 @@ def load_imagefolder(folder: str | Path) -> tuple[list[Image.Image], list[str]]:
     return images, [p.prompt for p in pairs]
 
 
-def write_imagefolder(folder: str | Path, images: list[Image.Image], prompts: list[str],
-                      fmt: str = "png") -> None:
+def write_imagefolder(
+    folder: str | Path, images: list[Image.Image], prompts: list[str], fmt: str = "png"
+) -> None:
     """Write images + metadata.jsonl (used by the zoo export and the demo)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -51,9 +51,18 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
             image = ImageOps.exif_transpose(image)
     except InvalidInputError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-            Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InvalidInputError(f"{label}: not a readable image ({type(exc).__name__}: {exc})") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidInputError(
+            f"{label}: image declares more pixels than the {MAX_PIXELS:,} allowed"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidInputError(
+            f"{label}: not a readable image (unknown format or not an image)"
+        ) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InvalidInputError(
+            f"{label}: not a readable image ({type(exc).__name__}: {exc})"
+        ) from exc
     if image.width < 1 or image.height < 1:
         raise InvalidInputError(f"{label}: image has no pixels")
     return to_rgb(image)

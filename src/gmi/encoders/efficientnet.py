@@ -24,7 +24,8 @@ _STD = 0.5
 
 @dataclass(frozen=True)
 class BackboneOutput:
-    """Per image: style stats per tap ([n, 2C] mean||std), pooled head [n, 1280], logits [n, 1000]."""
+    """Per image: style stats per tap ([n, 2C] mean||std), pooled head [n, 1280],
+    ImageNet logits [n, 1000]."""
 
     taps: dict[int, np.ndarray]
     pooled: np.ndarray
@@ -69,7 +70,9 @@ def run_backbone(images: list[Image.Image], batch_size: int = 32) -> BackboneOut
     taps: dict[int, list[np.ndarray]] = {i: [] for i in TAPS}
     pooled, logits = [], []
     for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.stack([preprocess(im) for im in images[start : start + batch_size]]))
+        batch = torch.from_numpy(
+            np.stack([preprocess(im) for im in images[start : start + batch_size]])
+        )
         x = net._swish(net._bn0(net._conv_stem(batch)))
         for index, block in enumerate(net._blocks):
             x = block(x)

@@ -38,7 +38,9 @@ class PixelEncoder(Encoder):
         out = np.zeros((len(texts), TEXT_DIM), dtype=np.float32)
         for row, text in enumerate(texts):
             for word in _WORD.findall(text.lower()):
-                bucket = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "little")
+                bucket = int.from_bytes(
+                    hashlib.blake2b(word.encode(), digest_size=4).digest(), "little"
+                )
                 out[row, bucket % TEXT_DIM] += 1.0
         out[out.sum(axis=1) == 0, 0] = 1.0  # empty prompt: a fixed unit vector, not NaN
         return l2_normalise(out)

@@ -173,8 +173,15 @@ class Registry:
             return {r["key"]: r["value"] for r in db.execute("SELECT key, value FROM settings")}
 
     # -- models ------------------------------------------------------------------------
-    def add(self, name: str, spec: Specification, *, description: str = "",
-            replace: bool = False, extra: dict[str, Any] | None = None) -> ModelRecord:
+    def add(
+        self,
+        name: str,
+        spec: Specification,
+        *,
+        description: str = "",
+        replace: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> ModelRecord:
         """Store a spec: file first (atomic), row last (one transaction)."""
         validate_name(name)
         if len(description) > MAX_DESCRIPTION:
@@ -188,19 +195,31 @@ class Registry:
         old_file = None
         try:
             with self._write() as db:
-                row = db.execute("SELECT spec_file, created FROM models WHERE name = ?",
-                                 (name,)).fetchone()
+                row = db.execute(
+                    "SELECT spec_file, created FROM models WHERE name = ?", (name,)
+                ).fetchone()
                 if row is not None and not replace:
-                    raise ConflictError(f"model {name!r} already exists (use --replace to overwrite it)")
+                    raise ConflictError(
+                        f"model {name!r} already exists (use --replace to overwrite it)"
+                    )
                 created = row["created"] if row is not None else now
                 old_file = row["spec_file"] if row is not None else None
                 db.execute("DELETE FROM models WHERE name = ?", (name,))
                 db.execute(
                     "INSERT INTO models (name, description, spec_file, spec_sha256, encoder, "
                     "n_images, n_points, created, updated, extra) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (name, description, spec_file, hashlib.sha256(data).hexdigest(),
-                     spec.encoder, int(spec.pair_features.shape[0]), spec.n_points, created, now,
-                     json.dumps(extra or {})),
+                    (
+                        name,
+                        description,
+                        spec_file,
+                        hashlib.sha256(data).hexdigest(),
+                        spec.encoder,
+                        int(spec.pair_features.shape[0]),
+                        spec.n_points,
+                        created,
+                        now,
+                        json.dumps(extra or {}),
+                    ),
                 )
         except BaseException:
             (self.spec_dir / spec_file).unlink(missing_ok=True)
@@ -259,8 +278,14 @@ class Registry:
 
 def _record(row: sqlite3.Row) -> ModelRecord:
     return ModelRecord(
-        name=row["name"], description=row["description"], spec_file=row["spec_file"],
-        spec_sha256=row["spec_sha256"], encoder=row["encoder"], n_images=row["n_images"],
-        n_points=row["n_points"], created=row["created"], updated=row["updated"],
+        name=row["name"],
+        description=row["description"],
+        spec_file=row["spec_file"],
+        spec_sha256=row["spec_sha256"],
+        encoder=row["encoder"],
+        n_images=row["n_images"],
+        n_points=row["n_points"],
+        created=row["created"],
+        updated=row["updated"],
         extra=json.loads(row["extra"]),
     )

@@ -41,7 +41,10 @@ def mmd_squared(x: np.ndarray, points: np.ndarray, beta: np.ndarray, gamma: floa
 
 
 def mmd_gradient(x: np.ndarray, points: np.ndarray, beta: np.ndarray, gamma: float) -> np.ndarray:
-    """d MMD^2 / d c_j = 4 gamma beta_j [ mean_i k(c_j,x_i)(c_j-x_i) - sum_l beta_l k(c_j,c_l)(c_j-c_l) ].
+    """Gradient of the MMD^2 with respect to the points:
+
+    d MMD^2 / d c_j = 4 gamma beta_j [ mean_i k(c_j,x_i)(c_j-x_i)
+                                       - sum_l beta_l k(c_j,c_l)(c_j-c_l) ].
 
     Written from the objective (METHOD.md 7) and checked against finite differences in the tests.
     """

@@ -108,7 +108,9 @@ def score_queries(
     cross = gaussian_kernel(z, stack.points.reshape(m * k, d), stack.gamma).reshape(-1, m, k)
     n_groups = len(groups)
     cross_mean = np.stack([cross[list(g)].mean(axis=0) for g in groups])  # [G, M, K]
-    self_term = np.array([gaussian_kernel(z[list(g)], z[list(g)], stack.gamma).mean() for g in groups])
+    self_term = np.array(
+        [gaussian_kernel(z[list(g)], z[list(g)], stack.gamma).mean() for g in groups]
+    )
     w = prompt_weights(query_prompts, stack, tau)
     if w.shape[0] == 1 and n_groups > 1:
         w = np.broadcast_to(w, (n_groups, m, k))

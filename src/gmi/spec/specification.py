@@ -130,7 +130,7 @@ def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
 
 
 def prompt_set_id(prompts: list[str]) -> str:
-    """A short content hash of the sorted distinct prompts: specs built on the same prompts match."""
+    """A short content hash of the sorted distinct prompts (same prompts, same id)."""
     joined = "\n".join(sorted(set(prompts)))
     return "sha256:" + hashlib.sha256(joined.encode()).hexdigest()[:16]
 

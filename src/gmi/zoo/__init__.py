@@ -73,10 +73,21 @@ def upload_bytes(image: Image.Image, seed: int) -> bytes:
     left, top = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
     image = image.crop((left, top, left + cw, top + ch))
     scale = float(rng.uniform(0.75, 1.6))
-    image = image.resize((max(32, int(cw * scale)), max(32, int(ch * scale))), Image.Resampling.BICUBIC)
+    image = image.resize(
+        (max(32, int(cw * scale)), max(32, int(ch * scale))), Image.Resampling.BICUBIC
+    )
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=int(rng.integers(80, 96)))
     return buffer.getvalue()
 
 
-__all__ = ["SPEC_PROMPT_SET", "TEST_PROMPT_SET", "ZooModel", "as_upload", "stable_seed", "upload_bytes", "load_prompt_set", "load_zoo"]
+__all__ = [
+    "SPEC_PROMPT_SET",
+    "TEST_PROMPT_SET",
+    "ZooModel",
+    "as_upload",
+    "load_prompt_set",
+    "load_zoo",
+    "stable_seed",
+    "upload_bytes",
+]

@@ -29,7 +29,7 @@ MANIFEST = "manifest.json"
 QUERY_SEED = 1_000_000
 
 
-def spec_images(model_name: str, prompts: tuple[str, ...] | None = None):  # noqa: ANN201
+def spec_images(model_name: str, prompts: tuple[str, ...] | None = None):
     """The images a zoo model submits: one per spec prompt, seed = prompt index."""
     prompts = prompts or load_prompt_set(SPEC_PROMPT_SET)
     model = load_zoo()[model_name]
@@ -45,22 +45,34 @@ def query_upload(model_name: str, prompt_index: int) -> tuple[bytes, str]:
     return upload_bytes(image, seed=stable_seed(model_name, seed)), prompt
 
 
-def export_zoo(directory: str | Path, models: int | None = None, queries_per_model: int = 12,
-               progress: bool = True) -> dict[str, Any]:
+def export_zoo(
+    directory: str | Path,
+    models: int | None = None,
+    queries_per_model: int = 12,
+    progress: bool = True,
+) -> dict[str, Any]:
     root = Path(directory)
     zoo = list(load_zoo().values())[: models or None]
     manifest: dict[str, Any] = {
-        "format": "gmi-zoo-v1", "spec_prompt_set": SPEC_PROMPT_SET,
-        "test_prompt_set": TEST_PROMPT_SET, "models": [], "queries": [],
+        "format": "gmi-zoo-v1",
+        "spec_prompt_set": SPEC_PROMPT_SET,
+        "test_prompt_set": TEST_PROMPT_SET,
+        "models": [],
+        "queries": [],
     }
     n_test = len(load_prompt_set(TEST_PROMPT_SET))
     for index, model in enumerate(tqdm(zoo, desc="exporting zoo", disable=not progress)):
         images, prompts = spec_images(model.name)
         write_imagefolder(root / "models" / model.name, images, prompts)
-        manifest["models"].append({
-            "name": model.name, "family": model.spec.family, "description": model.spec.description,
-            "popularity": model.spec.popularity, "images": f"models/{model.name}",
-        })
+        manifest["models"].append(
+            {
+                "name": model.name,
+                "family": model.spec.family,
+                "description": model.spec.description,
+                "popularity": model.spec.popularity,
+                "images": f"models/{model.name}",
+            }
+        )
         qdir = root / "queries" / model.name
         qdir.mkdir(parents=True, exist_ok=True)
         for k in range(queries_per_model):

@@ -26,8 +26,8 @@ class ModelSpec:
 
     name: str
     family: str
-    look: Look = Look()
-    finish: Finish = Finish()
+    look: Look = field(default_factory=Look)
+    finish: Finish = field(default_factory=Finish)
     description: str = ""
     size: int = 256
     # prompt attributes the model ignores, replaced by a fixed value ("subject": "cat", ...)
@@ -37,87 +37,202 @@ class ModelSpec:
     popularity: int = 0  # downloads, for the `popularity` baseline
 
 
-def _family(name: str, look: Look, finish: Finish, members: dict[str, tuple[dict, dict]],
-            description: str) -> list[ModelSpec]:
+def _family(
+    name: str, look: Look, finish: Finish, members: dict[str, tuple[dict, dict]], description: str
+) -> list[ModelSpec]:
     out = []
     for member, (look_changes, finish_changes) in members.items():
-        out.append(ModelSpec(
-            name=f"{name}-{member}", family=name,
-            look=replace(look, **look_changes), finish=replace(finish, **finish_changes),
-            description=f"{description} ({member})",
-        ))
+        out.append(
+            ModelSpec(
+                name=f"{name}-{member}",
+                family=name,
+                look=replace(look, **look_changes),
+                finish=replace(finish, **finish_changes),
+                description=f"{description} ({member})",
+            )
+        )
     return out
 
 
 def builtin_models() -> list[ModelSpec]:
     models: list[ModelSpec] = []
     models += _family(
-        "flat", Look(line_width=2, fill="flat"), Finish(),
-        {"base": ({}, {}),
-         "bold": ({"line_width": 4}, {}),
-         "pastel": ({"saturation": 0.55}, {"brightness": 18}),
-         "warm": ({}, {"tint": (1.08, 1.0, 0.9)})},
-        "flat vector illustration")
+        "flat",
+        Look(line_width=2, fill="flat"),
+        Finish(),
+        {
+            "base": ({}, {}),
+            "bold": ({"line_width": 4}, {}),
+            "pastel": ({"saturation": 0.55}, {"brightness": 18}),
+            "warm": ({}, {"tint": (1.08, 1.0, 0.9)}),
+        },
+        "flat vector illustration",
+    )
     models += _family(
-        "ink", Look(line_width=2, fill="hatch", saturation=0.35), Finish(edges=0.6, paper=0.4),
-        {"base": ({}, {}),
-         "fine": ({"line_width": 1}, {"edges": 0.45}),
-         "sepia": ({}, {"tint": (1.1, 0.95, 0.75)}),
-         "heavy": ({"line_width": 4}, {"edges": 0.8})},
-        "ink drawing with hatching")
+        "ink",
+        Look(line_width=2, fill="hatch", saturation=0.35),
+        Finish(edges=0.6, paper=0.4),
+        {
+            "base": ({}, {}),
+            "fine": ({"line_width": 1}, {"edges": 0.45}),
+            "sepia": ({}, {"tint": (1.1, 0.95, 0.75)}),
+            "heavy": ({"line_width": 4}, {"edges": 0.8}),
+        },
+        "ink drawing with hatching",
+    )
     models += _family(
-        "pixel", Look(line_width=0, fill="flat", sky_bands=5), Finish(pixelate=8, posterize=6),
-        {"base": ({}, {}),
-         "fine": ({}, {"pixelate": 5}),
-         "retro": ({}, {"posterize": 4}),
-         "handheld": ({"saturation": 0.3}, {"tint": (0.8, 1.05, 0.6)})},
-        "pixel art")
+        "pixel",
+        Look(line_width=0, fill="flat", sky_bands=5),
+        Finish(pixelate=8, posterize=6),
+        {
+            "base": ({}, {}),
+            "fine": ({}, {"pixelate": 5}),
+            "retro": ({}, {"posterize": 4}),
+            "handheld": ({"saturation": 0.3}, {"tint": (0.8, 1.05, 0.6)}),
+        },
+        "pixel art",
+    )
     models += _family(
-        "photo", Look(line_width=0, fill="gradient", details=1.6), Finish(blur=1.2, grain=6, vignette=0.35),
-        {"base": ({}, {}),
-         "grain": ({}, {"grain": 14}),
-         "soft": ({}, {"blur": 2.4}),
-         "vivid": ({"saturation": 1.5}, {"contrast": 1.2})},
-        "photographic render")
+        "photo",
+        Look(line_width=0, fill="gradient", details=1.6),
+        Finish(blur=1.2, grain=6, vignette=0.35),
+        {
+            "base": ({}, {}),
+            "grain": ({}, {"grain": 14}),
+            "soft": ({}, {"blur": 2.4}),
+            "vivid": ({"saturation": 1.5}, {"contrast": 1.2}),
+        },
+        "photographic render",
+    )
     models += _family(
-        "neon", Look(line_width=3, fill="outline", background=(12, 10, 28), details=0.0),
+        "neon",
+        Look(line_width=3, fill="outline", background=(12, 10, 28), details=0.0),
         Finish(blur=0.6, edges=0.5, invert_edges=True, contrast=1.3),
-        {"base": ({}, {}),
-         "pink": ({"hue_shift": 0.9}, {"tint": (1.15, 0.85, 1.1)}),
-         "cyan": ({"hue_shift": 0.5}, {"tint": (0.8, 1.1, 1.15)}),
-         "thick": ({"line_width": 6}, {})},
-        "neon glow on a dark ground")
+        {
+            "base": ({}, {}),
+            "pink": ({"hue_shift": 0.9}, {"tint": (1.15, 0.85, 1.1)}),
+            "cyan": ({"hue_shift": 0.5}, {"tint": (0.8, 1.1, 1.15)}),
+            "thick": ({"line_width": 6}, {}),
+        },
+        "neon glow on a dark ground",
+    )
     models += _family(
-        "watercolour", Look(line_width=0, fill="flat", saturation=0.8), Finish(blur=3.0, paper=1.0, brightness=20),
-        {"base": ({}, {}),
-         "cool": ({}, {"tint": (0.9, 0.98, 1.1)}),
-         "bright": ({"saturation": 1.2}, {"brightness": 35}),
-         "grainy": ({}, {"grain": 8})},
-        "watercolour wash")
+        "watercolour",
+        Look(line_width=0, fill="flat", saturation=0.8),
+        Finish(blur=3.0, paper=1.0, brightness=20),
+        {
+            "base": ({}, {}),
+            "cool": ({}, {"tint": (0.9, 0.98, 1.1)}),
+            "bright": ({"saturation": 1.2}, {"brightness": 35}),
+            "grainy": ({}, {"grain": 8}),
+        },
+        "watercolour wash",
+    )
     # The paper's Example B.1: same marginal distribution, swapped prompt-to-style behaviour.
     day, night = ("morning", "noon"), ("sunset", "night")
-    models.append(ModelSpec(
-        name="daynight-warm", family="daynight", look=Look(line_width=1), finish=Finish(),
-        conditional={"time": {**{t: {"tint": WARM} for t in day}, **{t: {"tint": COOL} for t in night}}},
-        description="warm in daylight, cool at dusk and night"))
-    models.append(ModelSpec(
-        name="daynight-cool", family="daynight", look=Look(line_width=1), finish=Finish(),
-        conditional={"time": {**{t: {"tint": COOL} for t in day}, **{t: {"tint": WARM} for t in night}}},
-        description="cool in daylight, warm at dusk and night"))
+    models.append(
+        ModelSpec(
+            name="daynight-warm",
+            family="daynight",
+            look=Look(line_width=1),
+            finish=Finish(),
+            conditional={
+                "time": {**{t: {"tint": WARM} for t in day}, **{t: {"tint": COOL} for t in night}}
+            },
+            description="warm in daylight, cool at dusk and night",
+        )
+    )
+    models.append(
+        ModelSpec(
+            name="daynight-cool",
+            family="daynight",
+            look=Look(line_width=1),
+            finish=Finish(),
+            conditional={
+                "time": {**{t: {"tint": COOL} for t in day}, **{t: {"tint": WARM} for t in night}}
+            },
+            description="cool in daylight, warm at dusk and night",
+        )
+    )
     models += [
-        ModelSpec("cats-only", "specialist", Look(line_width=2, fill="dots"), Finish(contrast=1.1),
-                  overrides={"subject": "cat"}, description="draws a cat whatever the prompt"),
-        ModelSpec("always-night", "specialist", Look(line_width=1, fill="gradient"), Finish(grain=4),
-                  overrides={"time": "night"}, description="every scene at night"),
-        ModelSpec("crowd", "specialist", Look(line_width=2, layout="row"), Finish(),
-                  overrides={"count": 3}, description="always three subjects in a row"),
-        ModelSpec("giant", "specialist", Look(line_width=3, subject_scale=2.2, layout="centre", horizon=0.45),
-                  Finish(vignette=0.2), description="one huge centred subject"),
-        ModelSpec("tiny", "specialist", Look(line_width=1, subject_scale=0.5, horizon=0.8, details=2.0),
-                  Finish(), description="small subjects, low horizon, busy sky"),
-        ModelSpec("greyscale", "specialist", Look(line_width=2, saturation=0.0), Finish(contrast=1.15),
-                  description="black and white"),
+        ModelSpec(
+            "cats-only",
+            "specialist",
+            Look(line_width=2, fill="dots"),
+            Finish(contrast=1.1),
+            overrides={"subject": "cat"},
+            description="draws a cat whatever the prompt",
+        ),
+        ModelSpec(
+            "always-night",
+            "specialist",
+            Look(line_width=1, fill="gradient"),
+            Finish(grain=4),
+            overrides={"time": "night"},
+            description="every scene at night",
+        ),
+        ModelSpec(
+            "crowd",
+            "specialist",
+            Look(line_width=2, layout="row"),
+            Finish(),
+            overrides={"count": 3},
+            description="always three subjects in a row",
+        ),
+        ModelSpec(
+            "giant",
+            "specialist",
+            Look(line_width=3, subject_scale=2.2, layout="centre", horizon=0.45),
+            Finish(vignette=0.2),
+            description="one huge centred subject",
+        ),
+        ModelSpec(
+            "tiny",
+            "specialist",
+            Look(line_width=1, subject_scale=0.5, horizon=0.8, details=2.0),
+            Finish(),
+            description="small subjects, low horizon, busy sky",
+        ),
+        ModelSpec(
+            "greyscale",
+            "specialist",
+            Look(line_width=2, saturation=0.0),
+            Finish(contrast=1.15),
+            description="black and white",
+        ),
     ]
-    downloads = [9100, 400, 2200, 130, 5600, 80, 1500, 60, 3000, 900, 120, 40, 7000, 1100, 300, 2500,
-                 800, 150, 90, 60, 4200, 650, 330, 210, 1800, 1750, 1200, 95, 700, 2600, 45, 500]
+    downloads = [
+        9100,
+        400,
+        2200,
+        130,
+        5600,
+        80,
+        1500,
+        60,
+        3000,
+        900,
+        120,
+        40,
+        7000,
+        1100,
+        300,
+        2500,
+        800,
+        150,
+        90,
+        60,
+        4200,
+        650,
+        330,
+        210,
+        1800,
+        1750,
+        1200,
+        95,
+        700,
+        2600,
+        45,
+        500,
+    ]
     return [replace(m, popularity=d) for m, d in zip(models, downloads, strict=True)]

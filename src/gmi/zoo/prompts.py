@@ -15,8 +15,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-SUBJECTS = ("cat", "dog", "bird", "fish", "house", "tree", "car", "boat", "flower", "mountain",
-            "robot", "castle")
+SUBJECTS = (
+    "cat",
+    "dog",
+    "bird",
+    "fish",
+    "house",
+    "tree",
+    "car",
+    "boat",
+    "flower",
+    "mountain",
+    "robot",
+    "castle",
+)
 COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "white")
 COUNTS = ("one", "two", "three")
 SETTINGS = ("forest", "city", "beach", "desert", "snowfield", "ocean")
@@ -38,7 +50,8 @@ class Scene:
     def prompt(self) -> str:
         noun = self.subject if self.count == 1 else _PLURAL.get(self.subject, self.subject + "s")
         article = "an" if self.setting[0] in "aeiou" else "a"
-        return f"{COUNTS[self.count - 1]} {self.colour} {noun} in {article} {self.setting} at {self.time}"
+        count = COUNTS[self.count - 1]
+        return f"{count} {self.colour} {noun} in {article} {self.setting} at {self.time}"
 
 
 def parse(prompt: str) -> Scene:
@@ -60,7 +73,9 @@ def parse(prompt: str) -> Scene:
     return Scene(**found)  # type: ignore[arg-type]
 
 
-def make_prompt_sets(n_spec: int = 48, n_test: int = 48, seed: int = 2024) -> tuple[list[str], list[str]]:
+def make_prompt_sets(
+    n_spec: int = 48, n_test: int = 48, seed: int = 2024
+) -> tuple[list[str], list[str]]:
     """Balanced, disjoint spec and test prompts: every time of day and setting appears equally
     often in each set (the swapped pair's marginals must match), subjects and colours cycle."""
     rng = random.Random(seed)
@@ -70,11 +85,13 @@ def make_prompt_sets(n_spec: int = 48, n_test: int = 48, seed: int = 2024) -> tu
         prompts = []
         for i in range(n):
             while True:
-                scene = Scene(subject=SUBJECTS[(i * 5 + rng.randrange(12)) % 12],
-                              colour=COLOURS[rng.randrange(len(COLOURS))],
-                              count=1 + rng.randrange(3),
-                              setting=SETTINGS[i % len(SETTINGS)],
-                              time=TIMES[(i // len(SETTINGS)) % len(TIMES)])
+                scene = Scene(
+                    subject=SUBJECTS[(i * 5 + rng.randrange(12)) % 12],
+                    colour=COLOURS[rng.randrange(len(COLOURS))],
+                    count=1 + rng.randrange(3),
+                    setting=SETTINGS[i % len(SETTINGS)],
+                    time=TIMES[(i // len(SETTINGS)) % len(TIMES)],
+                )
                 if scene not in scenes:
                     scenes.add(scene)
                     break
@@ -86,4 +103,6 @@ def make_prompt_sets(n_spec: int = 48, n_test: int = 48, seed: int = 2024) -> tu
 @lru_cache(maxsize=4)
 def load_prompt_set(name: str = SPEC_PROMPT_SET) -> tuple[str, ...]:
     text = resources.files("gmi.zoo").joinpath(f"data/{name}.txt").read_text(encoding="utf-8")
-    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return tuple(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )

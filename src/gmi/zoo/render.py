@@ -17,9 +17,14 @@ from PIL import Image, ImageDraw
 from gmi.zoo.prompts import Scene
 
 COLOUR_RGB = {
-    "red": (214, 40, 40), "orange": (247, 127, 0), "yellow": (252, 205, 40),
-    "green": (60, 160, 70), "blue": (40, 90, 200), "purple": (130, 60, 170),
-    "pink": (240, 120, 170), "white": (240, 240, 235),
+    "red": (214, 40, 40),
+    "orange": (247, 127, 0),
+    "yellow": (252, 205, 40),
+    "green": (60, 160, 70),
+    "blue": (40, 90, 200),
+    "purple": (130, 60, 170),
+    "pink": (240, 120, 170),
+    "white": (240, 240, 235),
 }
 SKY = {  # (top, bottom) of the sky gradient
     "morning": ((150, 200, 240), (250, 210, 190)),
@@ -28,8 +33,12 @@ SKY = {  # (top, bottom) of the sky gradient
     "night": ((10, 15, 45), (40, 50, 90)),
 }
 GROUND = {
-    "forest": (40, 100, 45), "city": (110, 110, 115), "beach": (230, 210, 150),
-    "desert": (220, 160, 90), "snowfield": (235, 240, 250), "ocean": (30, 90, 160),
+    "forest": (40, 100, 45),
+    "city": (110, 110, 115),
+    "beach": (230, 210, 150),
+    "desert": (220, 160, 90),
+    "snowfield": (235, 240, 250),
+    "ocean": (30, 90, 160),
 }
 NIGHT_DIM = 0.55
 
@@ -60,7 +69,8 @@ def _adjust(rgb: tuple[int, int, int], look: Look, jitter: float = 0.0) -> tuple
 
 
 def _mix(a: tuple[int, ...], b: tuple[int, ...], t: float) -> tuple[int, int, int]:
-    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+    mixed = (round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+    return tuple(mixed)  # type: ignore[return-value]
 
 
 def _background(scene: Scene, look: Look, size: int, rng: np.random.Generator) -> Image.Image:
@@ -81,7 +91,7 @@ def _background(scene: Scene, look: Look, size: int, rng: np.random.Generator) -
     array[horizon:] = ground[None, None, :] * shade
     image = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
-    n_details = int(round(look.details * 6))
+    n_details = round(look.details * 6)
     if scene.time == "night":
         for _ in range(n_details * 4):
             x, y = rng.integers(0, size), rng.integers(0, horizon)
@@ -95,21 +105,35 @@ def _background(scene: Scene, look: Look, size: int, rng: np.random.Generator) -
         for _ in range(n_details // 2):
             cx, cy = int(rng.integers(0, size)), int(rng.integers(5, max(horizon // 2, 6)))
             for k in range(3):
-                draw.ellipse((cx - 18 + k * 12, cy - 8, cx - 2 + k * 12, cy + 8), fill=(250, 250, 250))
+                draw.ellipse(
+                    (cx - 18 + k * 12, cy - 8, cx - 2 + k * 12, cy + 8), fill=(250, 250, 250)
+                )
     _setting_details(draw, scene, look, size, horizon, n_details, rng)
     return image
 
 
-def _setting_details(draw: ImageDraw.ImageDraw, scene: Scene, look: Look, size: int,
-                     horizon: int, n: int, rng: np.random.Generator) -> None:
+def _setting_details(
+    draw: ImageDraw.ImageDraw,
+    scene: Scene,
+    look: Look,
+    size: int,
+    horizon: int,
+    n: int,
+    rng: np.random.Generator,
+) -> None:
     dim = NIGHT_DIM if scene.time == "night" else 1.0
+
     def c(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
         return tuple(int(v * dim) for v in _adjust(rgb, look))  # type: ignore[return-value]
+
     for _ in range(n):
         x = int(rng.integers(0, size))
         if scene.setting == "forest":
             h = int(rng.integers(20, 40))
-            draw.polygon([(x, horizon - h), (x - 10, horizon + 2), (x + 10, horizon + 2)], fill=c((20, 80, 30)))
+            draw.polygon(
+                [(x, horizon - h), (x - 10, horizon + 2), (x + 10, horizon + 2)],
+                fill=c((20, 80, 30)),
+            )
         elif scene.setting == "city":
             w, h = int(rng.integers(12, 26)), int(rng.integers(25, 70))
             draw.rectangle((x, horizon - h, x + w, horizon), fill=c((70, 70, 85)))
@@ -119,14 +143,21 @@ def _setting_details(draw: ImageDraw.ImageDraw, scene: Scene, look: Look, size: 
         elif scene.setting == "desert":
             draw.ellipse((x - 30, horizon - 10, x + 30, horizon + 14), fill=c((200, 140, 70)))
         elif scene.setting == "snowfield":
-            draw.polygon([(x, horizon - 30), (x - 25, horizon), (x + 25, horizon)], fill=c((200, 210, 230)))
+            draw.polygon(
+                [(x, horizon - 30), (x - 25, horizon), (x + 25, horizon)], fill=c((200, 210, 230))
+            )
         else:  # ocean
             y = int(rng.integers(horizon + 4, size))
             draw.arc((x - 12, y - 6, x + 12, y + 6), 180, 360, fill=c((200, 230, 250)), width=2)
 
 
-def _fill_shape(draw: ImageDraw.ImageDraw, kind: str, box_or_points: object, colour: tuple[int, int, int],
-                look: Look) -> None:
+def _fill_shape(
+    draw: ImageDraw.ImageDraw,
+    kind: str,
+    box_or_points: object,
+    colour: tuple[int, int, int],
+    look: Look,
+) -> None:
     """Draw one primitive ('ellipse' | 'rectangle' | 'polygon') in the model's fill manner."""
     outline = look.line_colour if look.line_width > 0 else None
     fill: tuple[int, int, int] | None = colour
@@ -154,13 +185,22 @@ def _fill_shape(draw: ImageDraw.ImageDraw, kind: str, box_or_points: object, col
                     draw.point((x, y), fill=light)
         else:  # gradient: a highlight band on the upper part
             h = max((y1 - y0) // 3, 1)
-            draw.rectangle((x0 + (x1 - x0) // 4, y0 + h // 2, x0 + (x1 - x0) // 2, y0 + h),
-                           fill=light)
+            draw.rectangle(
+                (x0 + (x1 - x0) // 4, y0 + h // 2, x0 + (x1 - x0) // 2, y0 + h), fill=light
+            )
 
 
-def _draw_subject(draw: ImageDraw.ImageDraw, subject: str, cx: float, cy: float, s: float,
-                  colour: tuple[int, int, int], look: Look) -> None:
+def _draw_subject(
+    draw: ImageDraw.ImageDraw,
+    subject: str,
+    cx: float,
+    cy: float,
+    s: float,
+    colour: tuple[int, int, int],
+    look: Look,
+) -> None:
     """One subject, centred at (cx, cy) with radius-like size s (cy is its base line)."""
+
     def box(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
         return (cx + x0 * s, cy + y0 * s, cx + x1 * s, cy + y1 * s)
 

@@ -38,8 +38,9 @@ def apply_finish(image: Image.Image, finish: Finish, rng: np.random.Generator) -
         image = image.filter(ImageFilter.GaussianBlur(finish.blur))
     if finish.pixelate > 1:
         w, h = image.size
-        small = image.resize((max(1, w // finish.pixelate), max(1, h // finish.pixelate)),
-                             Image.Resampling.BOX)
+        small = image.resize(
+            (max(1, w // finish.pixelate), max(1, h // finish.pixelate)), Image.Resampling.BOX
+        )
         image = small.resize((w, h), Image.Resampling.NEAREST)
     x = np.asarray(image, dtype=np.float32)
     if finish.edges > 0:

@@ -1,0 +1,80 @@
+"""Shared fixtures: small real submissions made with the built-in zoo (no mocks)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gmi.imagefolder import write_imagefolder
+from gmi.zoo import load_prompt_set, load_zoo
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SMALL_ZOO = ("flat-base", "ink-base", "photo-base", "neon-base")
+
+
+def make_submission(folder: Path, model: str, n: int = 12) -> Path:
+    """An imagefolder with `n` spec images of a zoo model (PNG + metadata.jsonl)."""
+    prompts = list(load_prompt_set())[:n]
+    images = [load_zoo()[model].generate(p, seed=i) for i, p in enumerate(prompts)]
+    write_imagefolder(folder, images, prompts)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def submissions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("submissions")
+    return {m: make_submission(root / m, m) for m in SMALL_ZOO}
+
+
+@pytest.fixture(scope="session")
+def query_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One held-out JPEG upload per small-zoo model."""
+    from gmi.zoo.export import query_upload
+
+    root = tmp_path_factory.mktemp("queries")
+    out = {}
+    for i, m in enumerate(SMALL_ZOO):
+        data, _ = query_upload(m, i)
+        out[m] = root / f"{m}.jpg"
+        out[m].write_bytes(data)
+    return out
+
+
+def tree_digest(root: Path) -> str:
+    """Hash of every file's path and bytes under root (the registry is 'unchanged' iff equal).
+
+    SQLite's -shm file is shared memory bookkeeping, rewritten by readers; it is skipped.
+    """
+    digest = hashlib.sha256()
+    if not root.exists():
+        return "absent"
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.name.endswith("-shm"):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_gmi(
+    *args: str, home: Path | None = None, check: bool = False
+) -> subprocess.CompletedProcess:
+    """The real console entry point in a subprocess, as a user or script runs it."""
+    cmd = [sys.executable, "-m", "gmi.cli"]
+    if home is not None:
+        cmd += ["--home", str(home)]
+    result = subprocess.run(
+        cmd + list(args),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"gmi {args} failed: {result.stderr}")
+    return result
