@@ -4,8 +4,8 @@ import json
 import shutil
 
 import pytest
-from conftest import SMALL_ZOO, run_gmi, tree_digest
 
+from conftest import SMALL_ZOO, run_gmi, tree_digest
 from gmi.hub import Hub
 
 

@@ -4,8 +4,8 @@ import sqlite3
 
 import numpy as np
 import pytest
-from conftest import tree_digest
 
+from conftest import tree_digest
 from gmi.errors import ConflictError, InvalidInputError, NotFoundError
 from gmi.registry import Registry
 from gmi.registry import atomic as atomic_module

@@ -141,6 +141,27 @@ def cmd_zoo_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from gmi.bench.runner import run_bench
+
+    results = run_bench(
+        zoo=args.zoo,
+        methods=args.methods,
+        images_per_query=args.images_per_query,
+        out_dir=args.out,
+        quick=args.quick,
+        encoder=args.encoder,
+        queries_per_model=args.queries_per_model,
+        progress=not args.quiet,
+    )
+    if args.json:
+        print(json.dumps({k: v for k, v in results.items() if k != "report_markdown"}, indent=1))
+    else:
+        print(results["report_markdown"])
+        print(f"results, CSV and plots in {args.out} ({results['runtime_s']}s)")
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from gmi.encoders import available_encoders
     from gmi.interrogators import available_interrogators
@@ -230,6 +251,29 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--models", type=int, default=None, help="only the first N models")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_zoo_export)
+
+    p = sub.add_parser("bench", help="run the evaluation protocol and compare methods")
+    p.add_argument("--zoo", default="builtin", help="'builtin' or a `gmi zoo export` directory")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help="methods to compare (default: all; see docs/benchmark.md)",
+    )
+    p.add_argument(
+        "--images-per-query",
+        nargs="+",
+        type=int,
+        default=None,
+        help="example images per requirement; several values run several settings (default: 1 4)",
+    )
+    p.add_argument("--out", type=Path, default=Path("bench-out"), help="output directory")
+    p.add_argument("--quick", action="store_true", help="8 models, 8 queries each (CI)")
+    p.add_argument("--encoder", default="offline")
+    p.add_argument("--queries-per-model", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print results.json instead of tables")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("plugins", help="list the registered encoders and interrogators")
     p.set_defaults(func=cmd_plugins)

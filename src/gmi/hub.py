@@ -29,7 +29,7 @@ from gmi.index import HubIndex
 from gmi.interrogators import DEFAULT_INTERROGATOR, Interrogation, load_interrogator
 from gmi.registry.store import ModelRecord, Registry, default_home, validate_name
 from gmi.spec.kernels import median_heuristic_gamma
-from gmi.spec.scoring import DEFAULT_TAU, distance_to_score, score_queries
+from gmi.spec.scoring import DEFAULT_TAU, distance_to_score, group_prompts, score_queries
 from gmi.spec.specification import Specification, build_specification
 
 ENCODE_BATCH = 16
@@ -250,8 +250,8 @@ class Hub:
         query_prompts = self._prompt_embeddings(asked, encoder)
         t2 = time.perf_counter()
         groups = [list(range(len(decoded)))] if together else [[i] for i in range(len(decoded))]
-        if query_prompts is not None and together:
-            query_prompts = l2_normalise(query_prompts.mean(axis=0, keepdims=True))
+        if query_prompts is not None:
+            query_prompts = group_prompts(query_prompts, groups)
         tau = float(settings["tau"])
         distances = score_queries(index.stack, features, groups, query_prompts, tau)
         t3 = time.perf_counter()

@@ -124,6 +124,15 @@ def score_queries(
     return self_term[:, None] - 2.0 * cross_term + quad_term
 
 
+def group_prompts(prompts: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    """One prompt embedding per group of images: the normalised mean of the images' ones."""
+    p = np.asarray(prompts, dtype=np.float64)
+    means = np.stack([p[list(g)].mean(axis=0) for g in groups])
+    return (means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)).astype(
+        np.float32
+    )
+
+
 def distance_to_score(distance: np.ndarray) -> np.ndarray:
     """Display score 1 - d/2: 1 for a perfect match, about 0 for an unrelated model."""
     return 1.0 - np.asarray(distance) / 2.0

@@ -39,14 +39,13 @@ class ZooModel:
 
     def generate(self, prompt: str, seed: int = 0) -> Image.Image:
         """Render `prompt` in this model's manner; the same (prompt, seed) gives the same image."""
-        scene = parse(prompt)
-        if self.spec.overrides:
-            scene = replace(scene, **self.spec.overrides)  # type: ignore[arg-type]
+        asked = parse(prompt)
         finish = self.spec.finish
-        for attribute, table in self.spec.conditional.items():
-            changes = table.get(str(getattr(scene, attribute)))
+        for attribute, table in self.spec.conditional.items():  # style follows the PROMPT
+            changes = table.get(str(getattr(asked, attribute)))
             if changes:
                 finish = replace(finish, **changes)  # type: ignore[arg-type]
+        scene = replace(asked, **self.spec.overrides)  # type: ignore[arg-type]
         rng = np.random.default_rng(stable_seed(self.spec.name, prompt, seed))
         image = render_scene(scene, self.spec.look, self.spec.size, rng)
         return apply_finish(image, finish, rng)

@@ -81,5 +81,9 @@ def export_zoo(
             name = f"queries/{model.name}/{k:04d}.jpg"
             (root / name).write_bytes(data)
             manifest["queries"].append({"image": name, "model": model.name, "prompt": prompt})
+    names = [m["name"] for m in manifest["models"]]
+    manifest["swapped_pairs"] = [
+        p for p in (["daynight-warm", "daynight-cool"],) if p[0] in names and p[1] in names
+    ]
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return manifest

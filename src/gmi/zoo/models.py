@@ -129,31 +129,28 @@ def builtin_models() -> list[ModelSpec]:
         "watercolour wash",
     )
     # The paper's Example B.1: same marginal distribution, swapped prompt-to-style behaviour.
+    # Both draw every scene under the same neutral noon sky (the time of day is not visible)
+    # and tint it by the time of day the PROMPT asks for: one warm by day and cool by night,
+    # the other the reverse. On balanced prompt sets their image distributions coincide; only
+    # the prompt tells them apart.
     day, night = ("morning", "noon"), ("sunset", "night")
-    models.append(
-        ModelSpec(
-            name="daynight-warm",
-            family="daynight",
-            look=Look(line_width=1),
-            finish=Finish(),
-            conditional={
-                "time": {**{t: {"tint": WARM} for t in day}, **{t: {"tint": COOL} for t in night}}
-            },
-            description="warm in daylight, cool at dusk and night",
+    warm_by_day = {**{t: {"tint": WARM} for t in day}, **{t: {"tint": COOL} for t in night}}
+    cool_by_day = {**{t: {"tint": COOL} for t in day}, **{t: {"tint": WARM} for t in night}}
+    for name, table, text in (
+        ("daynight-warm", warm_by_day, "warm for day prompts, cool for dusk and night prompts"),
+        ("daynight-cool", cool_by_day, "cool for day prompts, warm for dusk and night prompts"),
+    ):
+        models.append(
+            ModelSpec(
+                name=name,
+                family="daynight",
+                look=Look(line_width=1),
+                finish=Finish(),
+                overrides={"time": "noon"},
+                conditional={"time": table},
+                description=text,
+            )
         )
-    )
-    models.append(
-        ModelSpec(
-            name="daynight-cool",
-            family="daynight",
-            look=Look(line_width=1),
-            finish=Finish(),
-            conditional={
-                "time": {**{t: {"tint": COOL} for t in day}, **{t: {"tint": WARM} for t in night}}
-            },
-            description="cool in daylight, warm at dusk and night",
-        )
-    )
     models += [
         ModelSpec(
             "cats-only",

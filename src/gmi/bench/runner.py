@@ -1,0 +1,276 @@
+"""`gmi bench`: run the protocol, compare the methods, write the report.
+
+For each setting of images per query (1: the paper; 4: several examples per requirement, as
+in the follow-up CGI), every method ranks all models for every requirement; ranks of the true
+model give top-1..4 accuracy and mean rank, overall, per family and on the swapped pair. A
+gamma sweep (0.1x..10x the median heuristic) reproduces the paper's Figure 5.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from gmi import __version__
+from gmi.bench import metrics
+from gmi.bench.data import QUICK_MODELS, BenchData, builtin_data, directory_data
+from gmi.bench.methods import METHODS, BenchContext
+from gmi.encoders import DEFAULT_ENCODER
+from gmi.errors import InvalidInputError
+from gmi.interrogators import DEFAULT_INTERROGATOR
+
+GAMMA_FACTORS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+QUICK_GAMMA_FACTORS = (0.1, 1.0, 10.0)
+PROPOSAL = f"weighted-{DEFAULT_INTERROGATOR}"
+
+
+def make_groups(query_models: list[int], size: int) -> list[list[int]]:
+    """Consecutive queries of the same model, `size` at a time (a remainder is dropped)."""
+    groups: list[list[int]] = []
+    by_model: dict[int, list[int]] = {}
+    for i, m in enumerate(query_models):
+        by_model.setdefault(m, []).append(i)
+    for m in sorted(by_model):
+        idx = by_model[m]
+        groups += [idx[s : s + size] for s in range(0, len(idx) - size + 1, size)]
+    return groups
+
+
+def evaluate(
+    ctx: BenchContext, methods: list[str], data: BenchData, progress: bool
+) -> dict[str, Any]:
+    truth = np.array([data.query_models[g[0]] for g in ctx.groups])
+    out: dict[str, Any] = {}
+    for name in tqdm(
+        methods, desc=f"methods x{len(ctx.groups[0])}", disable=not progress, leave=False
+    ):
+        distances = METHODS[name](ctx, 1.0)
+        ranks = metrics.true_ranks(distances, truth)
+        entry: dict[str, Any] = metrics.summarise(ranks)
+        entry["top1_ci95"] = metrics.bootstrap_interval((ranks == 1).astype(float))
+        entry["per_family"] = metrics.per_family(ranks, truth, data.families)
+        entry["swapped_pairs"] = {
+            f"{a}|{b}": metrics.swapped_pair_accuracy(distances, truth, data.names, (a, b))
+            for a, b in data.swapped_pairs
+        }
+        entry["_distances"] = distances
+        out[name] = entry
+    return out
+
+
+def run_bench(
+    zoo: str = "builtin",
+    methods: list[str] | None = None,
+    images_per_query: list[int] | None = None,
+    out_dir: str | Path = "bench-out",
+    quick: bool = False,
+    encoder: str = DEFAULT_ENCODER,
+    queries_per_model: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    methods = methods or list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise InvalidInputError(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
+    sizes = images_per_query or [1, 4]
+    if any(s < 1 for s in sizes):
+        raise InvalidInputError("--images-per-query must be at least 1")
+    if zoo == "builtin":
+        qpm = queries_per_model or (8 if quick else 16)
+        data = builtin_data(list(QUICK_MODELS) if quick else None, qpm, progress)
+    else:
+        data = directory_data(zoo, progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    results: dict[str, Any] = {
+        "gmi_version": __version__,
+        "zoo": data.source,
+        "encoder": encoder,
+        "interrogator_default": DEFAULT_INTERROGATOR,
+        "proposal": PROPOSAL,
+        "quick": quick,
+        "models": data.names,
+        "families": data.families,
+        "n_queries": len(data.query_images),
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+        "settings": {},
+    }
+    base_ctx = None
+    for size in sizes:
+        groups = make_groups(data.query_models, size)
+        if not groups:
+            raise InvalidInputError(f"too few queries per model for {size} images per query")
+        ctx = BenchContext(data, encoder, groups, progress=progress)
+        if base_ctx is not None:  # share the encoded features between settings
+            ctx.__dict__.update(
+                {
+                    k: v
+                    for k, v in base_ctx.__dict__.items()
+                    if k
+                    in (
+                        "features",
+                        "pixel_features",
+                        "spec_prompt_embeddings",
+                        "true_prompt_embeddings",
+                        "_interrogations",
+                        "encoder",
+                    )
+                }
+            )
+            ctx._stacks = base_ctx._stacks
+        base_ctx = base_ctx or ctx
+        evaluated = evaluate(ctx, methods, data, progress)
+        setting: dict[str, Any] = {
+            "images_per_query": size,
+            "requirements": len(groups),
+            "methods": evaluated,
+        }
+        results["settings"][str(size)] = setting
+
+    factors = QUICK_GAMMA_FACTORS if quick else GAMMA_FACTORS
+    sweep_methods = [m for m in ("rkme", PROPOSAL, "weighted-oracle") if m in methods]
+    ctx1 = BenchContext(data, encoder, make_groups(data.query_models, 1), progress=progress)
+    ctx1.__dict__.update(
+        {
+            k: v
+            for k, v in base_ctx.__dict__.items()  # type: ignore[union-attr]
+            if k
+            in (
+                "features",
+                "pixel_features",
+                "spec_prompt_embeddings",
+                "true_prompt_embeddings",
+                "_interrogations",
+                "encoder",
+            )
+        }
+    )
+    ctx1._stacks = base_ctx._stacks  # type: ignore[union-attr]
+    truth1 = np.array(data.query_models)
+    sweep: dict[str, dict[str, list[float]]] = {}
+    for name in tqdm(sweep_methods, desc="gamma sweep", disable=not progress, leave=False):
+        series: dict[str, list[float]] = {"top1": [], "top4": []}
+        for f in factors:
+            summary = metrics.summarise(metrics.true_ranks(METHODS[name](ctx1, f), truth1))
+            series["top1"].append(summary["top1"])
+            series["top4"].append(summary["top4"])
+        sweep[name] = series
+    results["gamma_sweep"] = {
+        "factors": list(factors),
+        "base_gamma": ctx1.base_gamma(),
+        "methods": sweep,
+    }
+    results["runtime_s"] = round(time.perf_counter() - started, 1)
+    write_outputs(results, data, out)
+    return results
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    lines = []
+    for size, setting in results["settings"].items():
+        lines.append(f"\n### {size} image(s) per query ({setting['requirements']} requirements)\n")
+        pairs = next(iter(setting["methods"].values()))["swapped_pairs"]
+        pair_head = "".join(f" | swapped pair {p.split('|')[0]}/{p.split('|')[1]}" for p in pairs)
+        lines.append(
+            f"| method | top-1 | top-1 95% CI | top-2 | top-3 | top-4 | mean rank{pair_head} |"
+        )
+        lines.append("|---" * (7 + len(pairs)) + "|")
+        for name, r in setting["methods"].items():
+            lo, hi = r["top1_ci95"]
+            pair_cells = "".join(
+                f" | {v.get('pairwise', float('nan')):.2f}" for v in r["swapped_pairs"].values()
+            )
+            lines.append(
+                f"| {name} | {r['top1']:.3f} | {lo:.3f}-{hi:.3f} | {r['top2']:.3f} | "
+                f"{r['top3']:.3f} | {r['top4']:.3f} | {r['mean_rank']:.2f}{pair_cells} |"
+            )
+    setting = results["settings"][next(iter(results["settings"]))]
+    families = list(next(iter(setting["methods"].values()))["per_family"])
+    lines.append(f"\n### Top-1 per family ({next(iter(results['settings']))} image per query)\n")
+    lines.append("| method | " + " | ".join(families) + " |")
+    lines.append("|---" * (len(families) + 1) + "|")
+    for name, r in setting["methods"].items():
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{r['per_family'][f]['top1']:.2f}" for f in families)
+            + " |"
+        )
+    sweep = results["gamma_sweep"]
+    lines.append("\n### Top-1 / top-4 against gamma (factor x median heuristic)\n")
+    lines.append("| method | " + " | ".join(f"{f}x" for f in sweep["factors"]) + " |")
+    lines.append("|---" * (len(sweep["factors"]) + 1) + "|")
+    for name, s in sweep["methods"].items():
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(s["top1"], s["top4"], strict=True))
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(results: dict[str, Any], data: BenchData, out: Path) -> None:
+    from gmi.bench import plots
+
+    table = markdown_table(results)
+    distances = {
+        size: {m: r.pop("_distances") for m, r in s["methods"].items()}
+        for size, s in results["settings"].items()
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (out / "report.md").write_text(table, encoding="utf-8")
+    with open(out / "results.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "images_per_query",
+                "method",
+                "top1",
+                "top1_ci_low",
+                "top1_ci_high",
+                "top2",
+                "top3",
+                "top4",
+                "mean_rank",
+            ]
+        )
+        for size, setting in results["settings"].items():
+            for name, r in setting["methods"].items():
+                writer.writerow(
+                    [
+                        size,
+                        name,
+                        r["top1"],
+                        *r["top1_ci95"],
+                        r["top2"],
+                        r["top3"],
+                        r["top4"],
+                        r["mean_rank"],
+                    ]
+                )
+    for size, setting in results["settings"].items():
+        plots.plot_topk(
+            setting["methods"],
+            out / f"topk-{size}.png",
+            f"Top-k accuracy, {size} image(s) per query, {len(data.names)} models",
+        )
+    plots.plot_gamma(
+        results["gamma_sweep"]["methods"], results["gamma_sweep"]["factors"], out / "gamma.png"
+    )
+    first = next(iter(results["settings"]))
+    if PROPOSAL in distances[first]:
+        truth = np.array(data.query_models)
+        matrix = metrics.confusion(distances[first][PROPOSAL], truth, len(data.names))
+        plots.plot_confusion(
+            matrix, data.names, out / "confusion.png", f"{PROPOSAL}: true model vs top-1 model"
+        )
+    results["report_markdown"] = table
