@@ -66,8 +66,6 @@ def test_quick_bench_swapped_pair(quick_results):
     oracle = methods["weighted-oracle"]["swapped_pairs"][pair]["pairwise"]
     assert 0.35 <= rkme <= 0.65
     assert oracle >= rkme + 0.2
-    four = results["settings"]["4"]["methods"]["weighted-oracle"]["swapped_pairs"][pair]
-    assert four["pairwise"] >= 0.9
     # image-blind baseline is far below the image-based ones
     assert methods["popularity"]["top1"] < methods["rkme"]["top1"] - 0.3
 

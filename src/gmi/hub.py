@@ -28,8 +28,8 @@ from gmi.images import open_image
 from gmi.index import HubIndex
 from gmi.interrogators import DEFAULT_INTERROGATOR, Interrogation, load_interrogator
 from gmi.registry.store import ModelRecord, Registry, default_home, validate_name
-from gmi.spec.kernels import median_heuristic_gamma
-from gmi.spec.scoring import DEFAULT_TAU, distance_to_score, group_prompts, score_queries
+from gmi.spec.kernels import default_gamma
+from gmi.spec.scoring import DEFAULT_TAU, distance_to_score, score_requirements
 from gmi.spec.specification import Specification, build_specification
 
 ENCODE_BATCH = 16
@@ -93,6 +93,7 @@ class Hub:
         n_points: int | None = None,
         gamma: float | None = None,
         tau: float | None = None,
+        combine: str | None = None,
     ) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self._requested = {
@@ -101,6 +102,7 @@ class Hub:
             "n_points": n_points,
             "gamma": gamma,
             "tau": tau,
+            "combine": combine,
         }
         self._registry: Registry | None = None
         self._index: HubIndex | None = None
@@ -132,6 +134,7 @@ class Hub:
                 "interrogator", wanted["interrogator"] or DEFAULT_INTERROGATOR
             ),
             "tau": stored.get("tau", str(wanted["tau"] or DEFAULT_TAU)),
+            "combine": stored.get("combine", wanted["combine"] or "mean"),
         }
         for key in ("gamma", "n_points"):
             value = stored.get(key) or (str(wanted[key]) if wanted[key] else None)
@@ -189,9 +192,7 @@ class Hub:
         encoder = load_encoder(settings["encoder"])
         features = encode_images_with_progress(encoder, images, f"encoding {name}", progress)
         prompt_embeddings = encoder.encode_texts(list(prompts))
-        gamma = (
-            float(settings["gamma"]) if "gamma" in settings else median_heuristic_gamma(features)
-        )
+        gamma = float(settings["gamma"]) if "gamma" in settings else default_gamma(features)
         n_points = int(settings["n_points"]) if "n_points" in settings else None
         spec = build_specification(
             features,
@@ -250,10 +251,14 @@ class Hub:
         query_prompts = self._prompt_embeddings(asked, encoder)
         t2 = time.perf_counter()
         groups = [list(range(len(decoded)))] if together else [[i] for i in range(len(decoded))]
-        if query_prompts is not None:
-            query_prompts = group_prompts(query_prompts, groups)
-        tau = float(settings["tau"])
-        distances = score_queries(index.stack, features, groups, query_prompts, tau)
+        distances = score_requirements(
+            index.stack,
+            features,
+            groups,
+            query_prompts,
+            float(settings["tau"]),
+            settings["combine"],
+        )
         t3 = time.perf_counter()
 
         timings = {"encode_s": t1 - t0, "interrogate_s": t2 - t1, "score_s": t3 - t2}

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from tqdm import tqdm
 
 from gmi.bench.data import BenchData
 from gmi.encoders import Encoder, load_encoder
 from gmi.hub import encode_images_with_progress
 from gmi.index import HubIndex
-from gmi.interrogators import INTERROGATORS, load_interrogator
-from gmi.spec.kernels import median_heuristic_gamma, squared_distances
-from gmi.spec.scoring import DEFAULT_TAU, group_prompts, score_queries
+from gmi.interrogators import DEFAULT_INTERROGATOR, INTERROGATORS, load_interrogator
+from gmi.spec.kernels import default_gamma, squared_distances
+from gmi.spec.scoring import DEFAULT_TAU, score_requirements
 from gmi.spec.specification import build_specification
 
 
@@ -45,10 +46,14 @@ class BenchContext:
         return load_encoder(self.encoder_name)
 
     def _features(self, encoder: Encoder) -> tuple[list[np.ndarray], np.ndarray]:
-        spec = [
-            encode_images_with_progress(encoder, m.images, f"encoding {m.name}", False)
-            for m in self.data.models
-        ]
+        models = tqdm(
+            self.data.models,
+            desc=f"encoding spec images ({encoder.name})",
+            unit="model",
+            disable=not self.progress,
+            leave=False,
+        )
+        spec = [encode_images_with_progress(encoder, m.images, m.name, False) for m in models]
         queries = encoder.encode_images(self.data.query_images)
         return spec, queries
 
@@ -72,7 +77,7 @@ class BenchContext:
 
     def base_gamma(self, pixels: bool = False) -> float:
         spec, _ = self.pixel_features if pixels else self.features
-        return median_heuristic_gamma(spec[0])  # as a registry: fixed by its first model
+        return default_gamma(spec[0])  # as a registry: fixed by its first model
 
     def index(self, gamma_factor: float = 1.0, pixels: bool = False) -> HubIndex:
         key = ("pixels" if pixels else "main", gamma_factor)
@@ -129,32 +134,33 @@ def popularity(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
 
 
 def rkme_pixels(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
-    return score_queries(
-        ctx.index(gamma_factor, pixels=True).stack, ctx.query_features(pixels=True), ctx.groups
-    )
+    index = ctx.index(gamma_factor, pixels=True)
+    return score_requirements(index.stack, ctx.query_features(pixels=True), ctx.groups)
 
 
 def rkme(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
-    return score_queries(ctx.index(gamma_factor).stack, ctx.query_features(), ctx.groups)
+    return score_requirements(ctx.index(gamma_factor).stack, ctx.query_features(), ctx.groups)
 
 
 def knn(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
-    """Per image, the squared distance to each model's nearest spec image; a group sums them."""
+    """Per image, the squared distance to each model's nearest spec image; a group averages."""
     index = ctx.index()
     d2 = squared_distances(ctx.query_features(), index.pair_features)  # [T, P]
     starts = np.flatnonzero(np.r_[True, np.diff(index.pair_model) != 0])
     per_model = np.minimum.reduceat(d2, starts, axis=1)  # pairs are stored model by model
-    return np.stack([per_model[g].sum(axis=0) for g in ctx.groups])
+    return np.stack([per_model[g].mean(axis=0) for g in ctx.groups])
 
 
-def _weighted(ctx: BenchContext, prompts: np.ndarray, gamma_factor: float) -> np.ndarray:
-    return score_queries(
-        ctx.index(gamma_factor).stack,
-        ctx.query_features(),
-        ctx.groups,
-        group_prompts(prompts, ctx.groups),
-        ctx.tau,
-    )
+def _weighted(
+    ctx: BenchContext, prompts: np.ndarray, gamma_factor: float, combine: str = "mean"
+) -> np.ndarray:
+    stack = ctx.index(gamma_factor).stack
+    return score_requirements(stack, ctx.query_features(), ctx.groups, prompts, ctx.tau, combine)
+
+
+def weighted_joint(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
+    """The default proposal, but several images scored as ONE distribution with one prompt."""
+    return _weighted(ctx, ctx.interrogated_prompts(DEFAULT_INTERROGATOR), gamma_factor, "joint")
 
 
 def weighted_oracle(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
@@ -176,4 +182,5 @@ METHODS: dict[str, Method] = {
     "knn": knn,
     "weighted-oracle": weighted_oracle,
     **{f"weighted-{name}": weighted_by(name) for name in INTERROGATORS if name != "none"},
+    f"weighted-{DEFAULT_INTERROGATOR}-joint": weighted_joint,
 }

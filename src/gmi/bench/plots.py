@@ -41,7 +41,7 @@ def plot_gamma(sweep: dict[str, dict[str, list[float]]], factors: list[float], p
         for k, style in (("top1", "-o"), ("top4", "--s")):
             ax.plot(factors, series[k], style, label=f"{method} {k}", markersize=4)
     ax.set_xscale("log")
-    ax.set_xlabel("gamma / default gamma (median heuristic)")
+    ax.set_xlabel("gamma / default gamma (2x median heuristic)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)

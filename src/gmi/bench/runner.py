@@ -206,7 +206,9 @@ def markdown_table(results: dict[str, Any]) -> str:
             + " |"
         )
     sweep = results["gamma_sweep"]
-    lines.append("\n### Top-1 / top-4 against gamma (factor x median heuristic)\n")
+    lines.append(
+        "\n### Top-1 / top-4 against gamma (factor x the default: 2x the median heuristic)\n"
+    )
     lines.append("| method | " + " | ".join(f"{f}x" for f in sweep["factors"]) + " |")
     lines.append("|---" * (len(sweep["factors"]) + 1) + "|")
     for name, s in sweep["methods"].items():

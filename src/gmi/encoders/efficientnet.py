@@ -17,7 +17,7 @@ from PIL import Image
 INPUT_SIZE = 224
 # Block indices whose outputs are tapped for style statistics (0-based, 16 blocks in Lite0):
 # resolutions 112, 56, 28, 14, 14, 7 at a 224 input.
-TAPS = (0, 2, 4, 7, 10, 14)
+TAPS = tuple(range(16))
 _MEAN = 0.5  # EfficientNet-Lite normalises with (x - 127) / 128
 _STD = 0.5
 

@@ -124,6 +124,31 @@ def score_queries(
     return self_term[:, None] - 2.0 * cross_term + quad_term
 
 
+def score_requirements(
+    stack: SpecStack,
+    query_features: np.ndarray,
+    groups: Sequence[Sequence[int]],
+    image_prompts: np.ndarray | None = None,
+    tau: float = DEFAULT_TAU,
+    combine: str = "mean",
+) -> np.ndarray:
+    """Distances [G, M] for requirements made of one or several example images.
+
+    combine="mean" (default): each image is scored with its OWN prompt weights and a group
+    takes the mean distance. combine="joint": the group's images form one empirical
+    distribution scored with one averaged prompt (METHOD.md's single-embedding reading). The
+    mean measured better with 4 images per requirement (docs/benchmark.md): averaging
+    different prompts blurs the weights, while each image knows its own content.
+    """
+    if combine == "joint":
+        prompts = None if image_prompts is None else group_prompts(image_prompts, groups)
+        return score_queries(stack, query_features, groups, prompts, tau)
+    if combine != "mean":
+        raise ValueError(f"unknown combine rule {combine!r} (mean or joint)")
+    per_image = score_queries(stack, query_features, None, image_prompts, tau)
+    return np.stack([per_image[list(g)].mean(axis=0) for g in groups])
+
+
 def group_prompts(prompts: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
     """One prompt embedding per group of images: the normalised mean of the images' ones."""
     p = np.asarray(prompts, dtype=np.float64)
