@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gmi import __version__
+from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
 from gmi.errors import GmiError
 from gmi.registry.store import default_home
+from gmi.spec.scoring import SCORINGS
 
 
 def _hub(args: argparse.Namespace, **kwargs: object):
@@ -34,6 +36,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         n_points=args.points,
         gamma=args.gamma,
         tau=args.tau,
+        augment=args.augment,
+        combine=args.combine,
+        scoring=args.scoring,
     )
     settings = hub.init()
     print(f"registry {hub.home}")
@@ -66,7 +71,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_identify(args: argparse.Namespace) -> int:
     hub = _hub(args)
     results = hub.identify(
-        args.images, top=args.top, together=args.together, interrogator=args.interrogator
+        args.images,
+        top=args.top,
+        together=args.together,
+        interrogator=args.interrogator,
+        prompt=args.prompt,
     )
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=2))
@@ -151,6 +160,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out_dir=args.out,
         quick=args.quick,
         encoder=args.encoder,
+        augment=args.augment,
         queries_per_model=args.queries_per_model,
         progress=not args.quiet,
     )
@@ -191,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, help="spec points per model (default: one per image)")
     p.add_argument("--gamma", type=float, help="kernel width (default: median heuristic)")
     p.add_argument("--tau", type=float, help="prompt-kernel temperature")
+    p.add_argument("--augment", choices=AUGMENTS, help="spec image views (default: jpeg)")
+    p.add_argument(
+        "--scoring",
+        choices=SCORINGS,
+        help="local (default, measured best) or rkme (the paper's weighted RKME)",
+    )
+    p.add_argument(
+        "--combine",
+        choices=("mean", "joint"),
+        help="several images per requirement: mean of distances or one joint set",
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("submit", help="add a model from its generated images")
@@ -219,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--interrogator",
         help="override the registry's interrogator ('none' = prompt-agnostic RKME baseline)",
+    )
+    p.add_argument(
+        "--prompt",
+        help="the prompt you will use, if you know it: replaces the "
+        "interrogated one and tells apart models that differ only in how they "
+        "follow prompts",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_identify)
@@ -270,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="output directory")
     p.add_argument("--quick", action="store_true", help="8 models, 8 queries each (CI)")
     p.add_argument("--encoder", default="offline")
+    p.add_argument(
+        "--augment",
+        default=DEFAULT_AUGMENT,
+        choices=AUGMENTS,
+        help="how spec images are encoded (default: jpeg, as users upload)",
+    )
     p.add_argument("--queries-per-model", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print results.json instead of tables")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

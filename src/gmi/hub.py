@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +20,23 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from gmi.augment import AUGMENTS, DEFAULT_AUGMENT, spec_views
 from gmi.encoders import DEFAULT_ENCODER, Encoder, load_encoder
-from gmi.encoders.base import l2_normalise
 from gmi.errors import ConflictError, InvalidInputError, NotFoundError
-from gmi.imagefolder import load_imagefolder
+from gmi.imagefolder import MAX_PROMPT_CHARS, load_imagefolder
 from gmi.images import open_image
-from gmi.index import HubIndex
-from gmi.interrogators import DEFAULT_INTERROGATOR, Interrogation, load_interrogator
-from gmi.registry.store import ModelRecord, Registry, default_home, validate_name
+from gmi.index import HubIndex, fit_learned, stated_prompt_weights
+from gmi.interrogators import DEFAULT_INTERROGATOR, load_interrogator
+from gmi.interrogators.base import prompt_embeddings
+from gmi.registry.store import ModelRecord, Registry, default_home, state_key, validate_name
 from gmi.spec.kernels import default_gamma
-from gmi.spec.scoring import DEFAULT_TAU, distance_to_score, score_requirements
+from gmi.spec.scoring import (
+    DEFAULT_SCORING,
+    DEFAULT_TAU,
+    SCORINGS,
+    distance_to_score,
+    score_requirements,
+)
 from gmi.spec.specification import Specification, build_specification
 
 ENCODE_BATCH = 16
@@ -94,6 +101,8 @@ class Hub:
         gamma: float | None = None,
         tau: float | None = None,
         combine: str | None = None,
+        augment: str | None = None,
+        scoring: str | None = None,
     ) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self._requested = {
@@ -103,6 +112,8 @@ class Hub:
             "gamma": gamma,
             "tau": tau,
             "combine": combine,
+            "augment": augment,
+            "scoring": scoring,
         }
         self._registry: Registry | None = None
         self._index: HubIndex | None = None
@@ -135,7 +146,15 @@ class Hub:
             ),
             "tau": stored.get("tau", str(wanted["tau"] or DEFAULT_TAU)),
             "combine": stored.get("combine", wanted["combine"] or "mean"),
+            "augment": stored.get("augment", wanted["augment"] or DEFAULT_AUGMENT),
+            "scoring": stored.get("scoring", wanted["scoring"] or DEFAULT_SCORING),
         }
+        if merged["augment"] not in AUGMENTS:
+            raise InvalidInputError(f"augment must be one of {', '.join(AUGMENTS)}")
+        if merged["scoring"] not in SCORINGS:
+            raise InvalidInputError(f"scoring must be one of {', '.join(SCORINGS)}")
+        if merged["combine"] not in ("mean", "joint"):
+            raise InvalidInputError("combine must be 'mean' or 'joint'")
         for key in ("gamma", "n_points"):
             value = stored.get(key) or (str(wanted[key]) if wanted[key] else None)
             if value is not None:
@@ -190,7 +209,8 @@ class Hub:
         if not replace and self.exists() and self.registry().exists(name):
             raise ConflictError(f"model {name!r} already exists (use --replace to overwrite it)")
         encoder = load_encoder(settings["encoder"])
-        features = encode_images_with_progress(encoder, images, f"encoding {name}", progress)
+        views = spec_views(list(images), settings["augment"])
+        features = encode_images_with_progress(encoder, views, f"encoding {name}", progress)
         prompt_embeddings = encoder.encode_texts(list(prompts))
         gamma = float(settings["gamma"]) if "gamma" in settings else default_gamma(features)
         n_points = int(settings["n_points"]) if "n_points" in settings else None
@@ -204,7 +224,9 @@ class Hub:
         )
         registry = self.registry(create=True)
         registry.set_settings({**settings, "gamma": repr(gamma)})
-        return registry.add(name, spec, description=description, replace=replace)
+        record = registry.add(name, spec, description=description, replace=replace)
+        self._refit()
+        return record
 
     # -- identification stage ------------------------------------------------------------
     def index(self) -> HubIndex:
@@ -217,7 +239,9 @@ class Hub:
         key = tuple((r.name, r.spec_sha256) for r in records)
         if self._index is None or self._index_key != key:
             specs = [self.registry().load_spec(r) for r in records]
-            self._index = HubIndex.from_specs([r.name for r in records], specs)
+            index = HubIndex.from_specs([r.name for r in records], specs)
+            learned = self.registry().learned_models(state_key(key), lambda: fit_learned(index))
+            self._index = replace(index, learned=learned)
             self._index_key = key
         return self._index
 
@@ -228,8 +252,15 @@ class Hub:
         top: int = 5,
         together: bool = False,
         interrogator: str | None = None,
+        prompt: str | None = None,
     ) -> list[Identification]:
-        """Rank all models for each image (or for all images as one requirement)."""
+        """Rank all models for each image (or for all images as one requirement).
+
+        prompt: what the user will ask the model for, when they know it. It replaces the
+        interrogated prompt and weights spec points through the hub's learned visual prompt
+        kernel; this is what tells apart models that draw the same pictures for different
+        prompts (the paper's Example B.1), which no image-only method can.
+        """
         if not images:
             raise InvalidInputError("give at least one image to identify")
         if top < 1:
@@ -243,12 +274,20 @@ class Hub:
         settings = self.settings()
         encoder = load_encoder(settings["encoder"])
         asker = load_interrogator(interrogator or settings["interrogator"])
+        if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+            raise InvalidInputError(f"prompt longer than {MAX_PROMPT_CHARS} characters")
 
         t0 = time.perf_counter()
         features = encoder.encode_images(decoded)
         t1 = time.perf_counter()
-        asked = asker.interrogate(decoded, features, encoder, index)
-        query_prompts = self._prompt_embeddings(asked, encoder)
+        weights = None
+        if prompt is None:
+            asked = asker.interrogate(decoded, features, encoder, index)
+            query_prompts = prompt_embeddings(asked, encoder)
+            shown = [a.text for a in asked]
+        else:
+            query_prompts, shown = None, [prompt] * len(decoded)
+            weights = stated_prompt_weights(index, encoder.encode_texts([prompt]))
         t2 = time.perf_counter()
         groups = [list(range(len(decoded)))] if together else [[i] for i in range(len(decoded))]
         distances = score_requirements(
@@ -258,6 +297,8 @@ class Hub:
             query_prompts,
             float(settings["tau"]),
             settings["combine"],
+            settings["scoring"],
+            weights,
         )
         t3 = time.perf_counter()
 
@@ -265,7 +306,7 @@ class Hub:
         out = []
         for g, group in enumerate(groups):
             order = np.argsort(distances[g], kind="stable")[:top]
-            scores = distance_to_score(distances[g])
+            scores = distance_to_score(distances[g], settings["scoring"])
             matches = [
                 Match(
                     rank=r + 1,
@@ -275,22 +316,9 @@ class Hub:
                 )
                 for r, m in enumerate(order)
             ]
-            prompt = " | ".join(dict.fromkeys(asked[i].text for i in group))
-            out.append(Identification([labels[i] for i in group], prompt, matches, timings))
+            text = " | ".join(dict.fromkeys(shown[i] for i in group))
+            out.append(Identification([labels[i] for i in group], text, matches, timings))
         return out
-
-    @staticmethod
-    def _prompt_embeddings(asked: list[Interrogation], encoder: Encoder) -> np.ndarray | None:
-        if all(a.uniform for a in asked):
-            return None
-        if any(a.uniform for a in asked):
-            raise ValueError("an interrogator must be uniform for all images or for none")
-        to_encode = [i for i, a in enumerate(asked) if a.embedding is None]
-        encoded = encoder.encode_texts([asked[i].text for i in to_encode]) if to_encode else None
-        rows = []
-        for i, a in enumerate(asked):
-            rows.append(encoded[to_encode.index(i)] if a.embedding is None else a.embedding)
-        return l2_normalise(np.stack(rows))
 
     # -- catalogue -----------------------------------------------------------------------
     def models(self) -> list[ModelRecord]:
@@ -305,7 +333,15 @@ class Hub:
     def remove(self, name: str) -> ModelRecord:
         if not self.exists():
             raise NotFoundError(f"no model named {name!r} (the registry {self.home} is empty)")
-        return self.registry().remove(name)
+        record = self.registry().remove(name)
+        self._refit()
+        return record
+
+    def _refit(self) -> None:
+        """Refit the hub's learned parts (the `hub` interrogator) after the models changed, so
+        that the next identify, in any process, finds them ready."""
+        if self.registry().list():
+            self.index()
 
 
 def identification_to_dict(result: Identification) -> dict[str, Any]:

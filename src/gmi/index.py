@@ -7,11 +7,13 @@ the `retrieval` interrogator and the kNN baseline search.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from gmi.spec.scoring import SpecStack
+from gmi.spec.ridge import RidgeModel
+from gmi.spec.scoring import SpecStack, visual_prompt_weights
 from gmi.spec.specification import Specification
 
 
@@ -22,6 +24,9 @@ class HubIndex:
     pair_prompts: np.ndarray  # [P, e] float32
     pair_texts: list[str]
     pair_model: np.ndarray  # [P] int: index into stack.names
+    # models learned from the pairs: "image_to_prompt" (the hub interrogator) and
+    # "prompt_to_visual" (the visual prompt kernel); see gmi.index.fit_learned
+    learned: dict[str, RidgeModel] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_specs(cls, names: Sequence[str], specs: Sequence[Specification]) -> HubIndex:
@@ -39,3 +44,63 @@ class HubIndex:
     @property
     def names(self) -> list[str]:
         return self.stack.names
+
+    @cached_property
+    def _standard_prompts(self) -> tuple[list[str], np.ndarray]:
+        first: dict[str, int] = {}
+        for i, text in enumerate(self.pair_texts):
+            first.setdefault(text, i)
+        rows = list(first.values())
+        return list(first), self.pair_prompts[rows]
+
+    def standard_prompts(self) -> tuple[list[str], np.ndarray]:
+        """The distinct spec prompts and their embeddings [U, e] (for display names)."""
+        return self._standard_prompts
+
+    @cached_property
+    def prompt_visuals(self) -> np.ndarray:
+        """[U, d]: per distinct spec prompt, the mean image feature over every model that drew
+        it: what the hub's models make of that prompt (the visual prompt kernel's space)."""
+        texts, _ = self.standard_prompts()
+        position = {t: i for i, t in enumerate(texts)}
+        rows = np.array([position[t] for t in self.pair_texts])
+        sums = np.zeros((len(texts), self.pair_features.shape[1]))
+        np.add.at(sums, rows, self.pair_features.astype(np.float64))
+        return (sums / np.bincount(rows, minlength=len(texts))[:, None]).astype(np.float32)
+
+    @cached_property
+    def point_visuals(self) -> np.ndarray:
+        """[M, K, d]: each spec point's prompt in the visual space. With one point per image
+        (the default) that is its prompt's mean feature; a reduced point, which stands for
+        several prompts, uses its own position."""
+        points = self.stack.points.copy()
+        texts, _ = self.standard_prompts()
+        position = {t: i for i, t in enumerate(texts)}
+        offsets = np.r_[0, np.cumsum(np.bincount(self.pair_model, minlength=len(self.names)))]
+        for m in range(len(self.names)):  # index assembly, once per registry state
+            n_pairs = offsets[m + 1] - offsets[m]
+            if int(self.stack.mask[m].sum()) == n_pairs:
+                rows = [position[t] for t in self.pair_texts[offsets[m] : offsets[m + 1]]]
+                points[m, :n_pairs] = self.prompt_visuals[rows]
+        return points
+
+
+def stated_prompt_weights(index: HubIndex, prompt_embeddings: np.ndarray) -> np.ndarray:
+    """Point weights [G, M, K] for prompts a user states, through the visual prompt kernel."""
+    model = index.learned.get("prompt_to_visual") or fit_learned(index)["prompt_to_visual"]
+    visual = model.predict(prompt_embeddings)
+    return visual_prompt_weights(visual, index.point_visuals, index.stack.mask)
+
+
+def fit_learned(index: HubIndex) -> dict[str, RidgeModel]:
+    """What a hub learns from its own pairs (refitted whenever its models change):
+
+    image_to_prompt: image feature -> prompt embedding (the `hub` interrogator);
+    prompt_to_visual: prompt embedding -> mean image feature of that prompt over the hub's
+    models (the visual prompt kernel, used when a user states the prompt they will use).
+    """
+    _, prompt_embeddings = index.standard_prompts()
+    return {
+        "image_to_prompt": RidgeModel.fit(index.pair_features, index.pair_prompts),
+        "prompt_to_visual": RidgeModel.fit(prompt_embeddings, index.prompt_visuals),
+    }

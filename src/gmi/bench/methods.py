@@ -5,14 +5,19 @@
     rkme-pixels             baseline RKME (uniform weights) on 32x32 raw pixels
     rkme                    baseline RKME on encoder features
     knn                     the model of the nearest spec image (reverse image search)
-    weighted-oracle         weighted RKME given the TRUE prompt (an upper bound)
-    weighted-<interrogator> the proposal, for every registered interrogator but `none`
+    kde                     uniform kernel density with a narrow kernel (a soft kNN)
+    weighted-<source>       the paper's weighted RKME, prompts from <source>
+    local-<source>          prompt-weighted kernel density (gmi's default scoring)
+    <source>: an interrogator (labels, retrieval, hub), `oracle` (the true prompt, text
+    embedding kernel, an upper bound of the paper's form) or `stated` (the true prompt as the
+    user states it with `gmi identify --prompt`, through the learned visual prompt kernel)
 
 Methods are registered in METHODS by name; each is a pure function of the context.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,13 +25,22 @@ from functools import cached_property
 import numpy as np
 from tqdm import tqdm
 
+from gmi.augment import DEFAULT_AUGMENT, spec_views
 from gmi.bench.data import BenchData
 from gmi.encoders import Encoder, load_encoder
 from gmi.hub import encode_images_with_progress
-from gmi.index import HubIndex
+from gmi.index import HubIndex, stated_prompt_weights
 from gmi.interrogators import DEFAULT_INTERROGATOR, INTERROGATORS, load_interrogator
+from gmi.interrogators.base import prompt_embeddings
 from gmi.spec.kernels import default_gamma, squared_distances
-from gmi.spec.scoring import DEFAULT_TAU, score_requirements
+from gmi.spec.scoring import (
+    DEFAULT_SCORING,
+    DEFAULT_TAU,
+    keep_top,
+    prompt_weights,
+    score_local,
+    score_requirements,
+)
 from gmi.spec.specification import build_specification
 
 
@@ -38,8 +52,15 @@ class BenchContext:
     encoder_name: str
     groups: list[list[int]]
     tau: float = DEFAULT_TAU
+    augment: str = DEFAULT_AUGMENT
     progress: bool = True
     _stacks: dict[tuple[str, float], HubIndex] = field(default_factory=dict)
+
+    def with_groups(self, groups: list[list[int]]) -> BenchContext:
+        """The same encoded benchmark with other requirements (caches are shared, not copied)."""
+        other = copy.copy(self)
+        other.groups = groups
+        return other
 
     @cached_property
     def encoder(self) -> Encoder:
@@ -53,7 +74,10 @@ class BenchContext:
             disable=not self.progress,
             leave=False,
         )
-        spec = [encode_images_with_progress(encoder, m.images, m.name, False) for m in models]
+        spec = [
+            encode_images_with_progress(encoder, spec_views(m.images, self.augment), m.name, False)
+            for m in models
+        ]
         queries = encoder.encode_images(self.data.query_images)
         return spec, queries
 
@@ -74,6 +98,11 @@ class BenchContext:
     @cached_property
     def true_prompt_embeddings(self) -> np.ndarray:
         return self.encoder.encode_texts(self.data.query_prompts)
+
+    @cached_property
+    def stated_prompt_weights(self) -> np.ndarray:
+        """[T, M, K]: each query's true prompt, stated by its user, via the visual kernel."""
+        return stated_prompt_weights(self.index(), self.true_prompt_embeddings)
 
     def base_gamma(self, pixels: bool = False) -> float:
         spec, _ = self.pixel_features if pixels else self.features
@@ -100,25 +129,23 @@ class BenchContext:
         return (self.pixel_features if pixels else self.features)[1]
 
     @cached_property
-    def _interrogations(self) -> dict[str, np.ndarray]:
+    def _interrogations(self) -> dict[str, tuple[list[str], np.ndarray]]:
         return {}
 
-    def interrogated_prompts(self, name: str) -> np.ndarray:
-        """Prompt embeddings [T, e] from a registered interrogator (real plug-in code)."""
+    def interrogated(self, name: str) -> tuple[list[str], np.ndarray]:
+        """Texts and prompt embeddings [T, e] from a registered interrogator (its real code)."""
         if name not in self._interrogations:
-            asker = load_interrogator(name)
-            index = self.index()
-            asked = asker.interrogate(
-                self.data.query_images, self.query_features(), self.encoder, index
+            asked = load_interrogator(name).interrogate(
+                self.data.query_images, self.query_features(), self.encoder, self.index()
             )
-            rows: list[np.ndarray | None] = [a.embedding for a in asked]
-            missing = [i for i, r in enumerate(rows) if r is None]
-            if missing:
-                encoded = self.encoder.encode_texts([asked[i].text for i in missing])
-                for i, e in zip(missing, encoded, strict=True):
-                    rows[i] = e
-            self._interrogations[name] = np.stack(rows)  # type: ignore[arg-type]
+            embeddings = prompt_embeddings(asked, self.encoder)
+            if embeddings is None:
+                raise ValueError(f"interrogator {name!r} gives no prompt to weight with")
+            self._interrogations[name] = ([a.text for a in asked], embeddings)
         return self._interrogations[name]
+
+    def interrogated_prompts(self, name: str) -> np.ndarray:
+        return self.interrogated(name)[1]
 
 
 Method = Callable[[BenchContext, float], np.ndarray]
@@ -151,36 +178,52 @@ def knn(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
     return np.stack([per_model[g].mean(axis=0) for g in ctx.groups])
 
 
-def _weighted(
-    ctx: BenchContext, prompts: np.ndarray, gamma_factor: float, combine: str = "mean"
-) -> np.ndarray:
-    stack = ctx.index(gamma_factor).stack
-    return score_requirements(stack, ctx.query_features(), ctx.groups, prompts, ctx.tau, combine)
+def _per_group(ctx: BenchContext, per_image: np.ndarray) -> np.ndarray:
+    return np.stack([per_image[g].mean(axis=0) for g in ctx.groups])
 
 
-def weighted_joint(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
-    """The default proposal, but several images scored as ONE distribution with one prompt."""
-    return _weighted(ctx, ctx.interrogated_prompts(DEFAULT_INTERROGATOR), gamma_factor, "joint")
+def kde(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
+    """Uniform-weight kernel density with a narrow kernel: a soft kNN (prompt-agnostic)."""
+    return _per_group(ctx, score_local(ctx.index(gamma_factor).stack, ctx.query_features()))
 
 
-def weighted_oracle(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
-    return _weighted(ctx, ctx.true_prompt_embeddings, gamma_factor)
+def scored_with(scoring: str, source: str, combine: str = "mean", top: int | None = None) -> Method:
+    """A prompt-weighted method: `scoring` is "rkme" (the paper's weighted RKME) or "local"
+    (weighted kernel density); `source` is where the prompt comes from: an interrogator's
+    name, "oracle" (the true prompt, text-embedding kernel as in the paper) or "stated" (the
+    true prompt as a user would state it, through the hub's learned visual prompt kernel)."""
 
-
-def weighted_by(interrogator: str) -> Method:
     def method(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
-        return _weighted(ctx, ctx.interrogated_prompts(interrogator), gamma_factor)
+        stack = ctx.index(gamma_factor).stack
+        prompts, weights = None, None
+        if source == "oracle":
+            prompts = ctx.true_prompt_embeddings
+        elif source == "stated":
+            weights = ctx.stated_prompt_weights
+        else:
+            prompts = ctx.interrogated_prompts(source)
+        if top is not None:
+            w = prompt_weights(prompts, stack, ctx.tau) if weights is None else weights
+            weights = keep_top(w, top)
+        return score_requirements(
+            stack, ctx.query_features(), ctx.groups, prompts, ctx.tau, combine, scoring, weights
+        )
 
-    method.__doc__ = f"weighted RKME with the {interrogator!r} interrogator"
+    method.__doc__ = f"{scoring} scoring with {source!r} prompts ({combine})"
     return method
 
 
+_SOURCES = [name for name in INTERROGATORS if name != "none"] + ["oracle", "stated"]
 METHODS: dict[str, Method] = {
     "popularity": popularity,
     "rkme-pixels": rkme_pixels,
     "rkme": rkme,
     "knn": knn,
-    "weighted-oracle": weighted_oracle,
-    **{f"weighted-{name}": weighted_by(name) for name in INTERROGATORS if name != "none"},
-    f"weighted-{DEFAULT_INTERROGATOR}-joint": weighted_joint,
+    "kde": kde,
+    **{f"weighted-{src}": scored_with("rkme", src) for src in _SOURCES},
+    **{f"local-{src}": scored_with("local", src) for src in _SOURCES},
+    "weighted-retrieval-joint": scored_with("rkme", "retrieval", combine="joint"),
+    "weighted-top8-hub": scored_with("rkme", "hub", top=8),
 }
+DEFAULT_METHOD = f"{DEFAULT_SCORING}-{DEFAULT_INTERROGATOR}"  # what `gmi identify` does
+PAPER_METHOD = "weighted-retrieval"  # the paper's proposal with gmi's best image-only prompt

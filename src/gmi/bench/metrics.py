@@ -33,6 +33,16 @@ def bootstrap_interval(hits: np.ndarray, n_boot: int = 2000, seed: int = 0) -> t
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def paired_difference(
+    hits_a: np.ndarray, hits_b: np.ndarray, n_boot: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """Mean of a - b over the same queries, with a 95% paired-bootstrap interval (the queries
+    are resampled together, so both methods see the same resample)."""
+    diff = np.asarray(hits_a, dtype=float) - np.asarray(hits_b, dtype=float)
+    lo, hi = bootstrap_interval(diff, n_boot, seed)
+    return {"difference": float(diff.mean()), "ci95_low": lo, "ci95_high": hi}
+
+
 def per_family(ranks: np.ndarray, truth: np.ndarray, families: Sequence[str]) -> dict[str, dict]:
     fam = np.array(families)[truth]
     return {

@@ -20,16 +20,16 @@ import numpy as np
 from tqdm import tqdm
 
 from gmi import __version__
+from gmi.augment import DEFAULT_AUGMENT
 from gmi.bench import metrics
 from gmi.bench.data import QUICK_MODELS, BenchData, builtin_data, directory_data
-from gmi.bench.methods import METHODS, BenchContext
+from gmi.bench.methods import DEFAULT_METHOD, METHODS, PAPER_METHOD, BenchContext
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import InvalidInputError
 from gmi.interrogators import DEFAULT_INTERROGATOR
 
 GAMMA_FACTORS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 QUICK_GAMMA_FACTORS = (0.1, 1.0, 10.0)
-PROPOSAL = f"weighted-{DEFAULT_INTERROGATOR}"
 
 
 def make_groups(query_models: list[int], size: int) -> list[list[int]]:
@@ -66,6 +66,44 @@ def evaluate(
     return out
 
 
+def paired_comparisons(evaluated: dict[str, Any], truth: np.ndarray) -> dict[str, dict]:
+    """Top-1 differences of gmi's default and the paper's method against the strong baselines,
+    with paired-bootstrap 95% intervals (differences between good methods are small)."""
+    out = {}
+    for a in (DEFAULT_METHOD, PAPER_METHOD):
+        for b in ("knn", "rkme", "kde"):
+            if a in evaluated and b in evaluated:
+                hits = [metrics.true_ranks(evaluated[m]["_distances"], truth) == 1 for m in (a, b)]
+                out[f"{a} - {b}"] = metrics.paired_difference(*hits)
+    return out
+
+
+def interrogation_quality(ctx: BenchContext, data: BenchData) -> dict[str, dict[str, float]]:
+    """How well each interrogator recovers the prompt: agreement of the attributes of the
+    prompt it names with those of the true prompt (zoo grammar; 1.0 = always right)."""
+    from gmi.interrogators import INTERROGATORS
+    from gmi.zoo.prompts import parse
+
+    truth = [parse(p) for p in data.query_prompts]
+    out = {}
+    for name in INTERROGATORS:
+        if name == "none":
+            continue
+        guessed = [parse(t) for t in ctx.interrogated(name)[0]]
+        out[name] = {
+            attribute: float(
+                np.mean(
+                    [
+                        getattr(g, attribute) == getattr(t, attribute)
+                        for g, t in zip(guessed, truth, strict=True)
+                    ]
+                )
+            )
+            for attribute in ("subject", "colour", "count", "setting", "time")
+        }
+    return out
+
+
 def run_bench(
     zoo: str = "builtin",
     methods: list[str] | None = None,
@@ -73,6 +111,7 @@ def run_bench(
     out_dir: str | Path = "bench-out",
     quick: bool = False,
     encoder: str = DEFAULT_ENCODER,
+    augment: str = DEFAULT_AUGMENT,
     queries_per_model: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -96,8 +135,10 @@ def run_bench(
         "gmi_version": __version__,
         "zoo": data.source,
         "encoder": encoder,
+        "augment": augment,
         "interrogator_default": DEFAULT_INTERROGATOR,
-        "proposal": PROPOSAL,
+        "default_method": DEFAULT_METHOD,
+        "paper_method": PAPER_METHOD,
         "quick": quick,
         "models": data.names,
         "families": data.families,
@@ -105,69 +146,39 @@ def run_bench(
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
         "settings": {},
     }
-    base_ctx = None
+    base = BenchContext(
+        data, encoder, make_groups(data.query_models, 1), augment=augment, progress=progress
+    )
     for size in sizes:
         groups = make_groups(data.query_models, size)
         if not groups:
             raise InvalidInputError(f"too few queries per model for {size} images per query")
-        ctx = BenchContext(data, encoder, groups, progress=progress)
-        if base_ctx is not None:  # share the encoded features between settings
-            ctx.__dict__.update(
-                {
-                    k: v
-                    for k, v in base_ctx.__dict__.items()
-                    if k
-                    in (
-                        "features",
-                        "pixel_features",
-                        "spec_prompt_embeddings",
-                        "true_prompt_embeddings",
-                        "_interrogations",
-                        "encoder",
-                    )
-                }
-            )
-            ctx._stacks = base_ctx._stacks
-        base_ctx = base_ctx or ctx
-        evaluated = evaluate(ctx, methods, data, progress)
+        ctx = base.with_groups(groups)  # shares the encoded features and built indexes
         setting: dict[str, Any] = {
             "images_per_query": size,
             "requirements": len(groups),
-            "methods": evaluated,
+            "methods": evaluate(ctx, methods, data, progress),
         }
+        truth = np.array([data.query_models[g[0]] for g in groups])
+        setting["paired_top1"] = paired_comparisons(setting["methods"], truth)
         results["settings"][str(size)] = setting
+    if data.source == "builtin":
+        results["interrogation"] = interrogation_quality(base, data)
 
     factors = QUICK_GAMMA_FACTORS if quick else GAMMA_FACTORS
-    sweep_methods = [m for m in ("rkme", PROPOSAL, "weighted-oracle") if m in methods]
-    ctx1 = BenchContext(data, encoder, make_groups(data.query_models, 1), progress=progress)
-    ctx1.__dict__.update(
-        {
-            k: v
-            for k, v in base_ctx.__dict__.items()  # type: ignore[union-attr]
-            if k
-            in (
-                "features",
-                "pixel_features",
-                "spec_prompt_embeddings",
-                "true_prompt_embeddings",
-                "_interrogations",
-                "encoder",
-            )
-        }
-    )
-    ctx1._stacks = base_ctx._stacks  # type: ignore[union-attr]
+    sweep_methods = [m for m in ("rkme", PAPER_METHOD, DEFAULT_METHOD) if m in methods]
     truth1 = np.array(data.query_models)
     sweep: dict[str, dict[str, list[float]]] = {}
     for name in tqdm(sweep_methods, desc="gamma sweep", disable=not progress, leave=False):
         series: dict[str, list[float]] = {"top1": [], "top4": []}
         for f in factors:
-            summary = metrics.summarise(metrics.true_ranks(METHODS[name](ctx1, f), truth1))
+            summary = metrics.summarise(metrics.true_ranks(METHODS[name](base, f), truth1))
             series["top1"].append(summary["top1"])
             series["top4"].append(summary["top4"])
         sweep[name] = series
     results["gamma_sweep"] = {
         "factors": list(factors),
-        "base_gamma": ctx1.base_gamma(),
+        "base_gamma": base.base_gamma(),
         "methods": sweep,
     }
     results["runtime_s"] = round(time.perf_counter() - started, 1)
@@ -194,6 +205,13 @@ def markdown_table(results: dict[str, Any]) -> str:
                 f"| {name} | {r['top1']:.3f} | {lo:.3f}-{hi:.3f} | {r['top2']:.3f} | "
                 f"{r['top3']:.3f} | {r['top4']:.3f} | {r['mean_rank']:.2f}{pair_cells} |"
             )
+        if setting.get("paired_top1"):
+            lines.append("\nPaired top-1 differences (95% paired-bootstrap interval):\n")
+            for label, c in setting["paired_top1"].items():
+                lines.append(
+                    f"- {label}: {c['difference']:+.3f} "
+                    f"[{c['ci95_low']:+.3f}, {c['ci95_high']:+.3f}]"
+                )
     setting = results["settings"][next(iter(results["settings"]))]
     families = list(next(iter(setting["methods"].values()))["per_family"])
     lines.append(f"\n### Top-1 per family ({next(iter(results['settings']))} image per query)\n")
@@ -269,10 +287,13 @@ def write_outputs(results: dict[str, Any], data: BenchData, out: Path) -> None:
         results["gamma_sweep"]["methods"], results["gamma_sweep"]["factors"], out / "gamma.png"
     )
     first = next(iter(results["settings"]))
-    if PROPOSAL in distances[first]:
+    if DEFAULT_METHOD in distances[first]:
         truth = np.array(data.query_models)
-        matrix = metrics.confusion(distances[first][PROPOSAL], truth, len(data.names))
+        matrix = metrics.confusion(distances[first][DEFAULT_METHOD], truth, len(data.names))
         plots.plot_confusion(
-            matrix, data.names, out / "confusion.png", f"{PROPOSAL}: true model vs top-1 model"
+            matrix,
+            data.names,
+            out / "confusion.png",
+            f"{DEFAULT_METHOD}: true model vs top-1 model",
         )
     results["report_markdown"] = table

@@ -14,10 +14,11 @@ INTERROGATORS: dict[str, str] = {
     "none": "gmi.interrogators.none:create",
     "labels": "gmi.interrogators.labels:create",
     "retrieval": "gmi.interrogators.retrieval:create",
+    "hub": "gmi.interrogators.hub:create",
 }
 
-# Chosen by measurement on the demo zoo (docs/architecture.md, "Choosing the interrogator").
-DEFAULT_INTERROGATOR = "retrieval"
+# Chosen by measurement on the benchmark zoo (docs/benchmark.md, "Ablation").
+DEFAULT_INTERROGATOR = "hub"
 
 
 @lru_cache(maxsize=8)

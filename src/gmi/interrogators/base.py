@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from gmi.encoders.base import Encoder
+from gmi.encoders.base import Encoder, l2_normalise
 from gmi.index import HubIndex
 
 
@@ -25,6 +25,21 @@ class Interrogation:
     text: str
     embedding: np.ndarray | None = None
     uniform: bool = False
+
+
+def prompt_embeddings(asked: list[Interrogation], encoder: Encoder) -> np.ndarray | None:
+    """One L2-normalised prompt embedding per interrogation [n, e], encoding the texts of those
+    that gave none (one batched call); None when the interrogator asks for uniform weights."""
+    if all(a.uniform for a in asked):
+        return None
+    if any(a.uniform for a in asked):
+        raise ValueError("an interrogator must be uniform for all images or for none")
+    to_encode = [i for i, a in enumerate(asked) if a.embedding is None]
+    encoded = dict(
+        zip(to_encode, encoder.encode_texts([asked[i].text for i in to_encode]), strict=True)
+    )
+    rows = [encoded[i] if a.embedding is None else a.embedding for i, a in enumerate(asked)]
+    return l2_normalise(np.stack(rows))
 
 
 class Interrogator(ABC):

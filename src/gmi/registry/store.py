@@ -19,17 +19,22 @@ import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save
+
 from gmi.errors import ConflictError, CorruptSpecError, InvalidInputError, NotFoundError
 from gmi.registry.atomic import atomic_write, fsync_dir
+from gmi.spec.ridge import RidgeModel
 from gmi.spec.specification import Specification
 
 DB_NAME = "registry.db"
+LEARNED_MODELS = "learned.safetensors"
 SPEC_DIR = "specs"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 MAX_NAME = 128
@@ -269,11 +274,49 @@ class Registry:
         records = self.list()
         return records, [self.load_spec(r) for r in records]
 
+    def learned_models(
+        self, key: str, fit: Callable[[], dict[str, RidgeModel]]
+    ) -> dict[str, RidgeModel]:
+        """The models the hub learned from its pairs, for registry state `key`: loaded if
+        stored for that state, else fitted and stored (atomically, safetensors)."""
+        path = self.home / LEARNED_MODELS
+        try:
+            arrays = load_file(str(path))
+            with open(path, "rb") as handle:
+                header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+            meta = header.get("__metadata__", {})
+            if meta.get("state") == key:
+                return {
+                    name: RidgeModel.from_arrays(
+                        {
+                            k.split("/", 1)[1]: v
+                            for k, v in arrays.items()
+                            if k.startswith(name + "/")
+                        }
+                    )
+                    for name in json.loads(meta["models"])
+                }
+        except (OSError, SafetensorError, ValueError, KeyError):
+            pass  # missing, stale or damaged: refit
+        models = fit()
+        arrays = {
+            f"{name}/{k}": v for name, model in models.items() for k, v in model.arrays().items()
+        }
+        atomic_write(
+            path, save(arrays, metadata={"state": key, "models": json.dumps(list(models))})
+        )
+        return models
+
     def orphans(self) -> list[Path]:
         """Spec files (and temp files) that no row points at: left by an interrupted write."""
         with self._connect() as db:
             used = {r[0] for r in db.execute("SELECT spec_file FROM models")}
         return sorted(p for p in self.spec_dir.iterdir() if p.name not in used)
+
+
+def state_key(models: tuple[tuple[str, str], ...]) -> str:
+    """A digest of the registry's (name, spec hash) set: learned parts are valid for one state."""
+    return hashlib.sha256(json.dumps(sorted(models)).encode()).hexdigest()
 
 
 def _record(row: sqlite3.Row) -> ModelRecord:

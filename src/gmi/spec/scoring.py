@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gmi.errors import ConflictError
-from gmi.spec.kernels import gaussian_kernel
+from gmi.spec.kernels import gaussian_kernel, squared_distances
 from gmi.spec.specification import Specification
 
 DEFAULT_TAU = 0.1  # temperature of the prompt kernel exp(cos / tau); measured, docs/architecture.md
@@ -89,12 +89,40 @@ def prompt_weights(
     return w / w.sum(axis=2, keepdims=True)
 
 
+VISUAL_TEMPERATURE = 0.01  # of the visual prompt kernel, in squared feature distance
+
+
+def visual_prompt_weights(
+    query_visual: np.ndarray,
+    point_visual: np.ndarray,
+    mask: np.ndarray,
+    temperature: float = VISUAL_TEMPERATURE,
+) -> np.ndarray:
+    """Point weights [G, M, K] from a learned *visual* prompt kernel.
+
+    Each point's prompt is represented by what the hub's models draw for it (the mean image
+    feature of that prompt over all models, `point_visual` [M, K, d]); a query prompt by the
+    same quantity predicted from its text (`query_visual` [G, d]). Two prompts are then close
+    when they produce similar pictures, not when their words mean similar things: "at night"
+    matters more than "cat" vs "dog" to what the image looks like. w ~ exp(-||.||^2 / T).
+    """
+    q = np.asarray(query_visual, dtype=np.float64)
+    m, k, d = point_visual.shape
+    d2 = squared_distances(q, point_visual.reshape(m * k, d)).reshape(-1, m, k)
+    logits = np.where(mask[None], -d2 / temperature, -np.inf)
+    logits -= logits.max(axis=2, keepdims=True)
+    w = np.exp(logits)
+    return w / w.sum(axis=2, keepdims=True)
+
+
 def score_queries(
     stack: SpecStack,
     query_features: np.ndarray,
     groups: Sequence[Sequence[int]] | None = None,
     query_prompts: np.ndarray | None = None,
     tau: float = DEFAULT_TAU,
+    top: int | None = None,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Squared RKHS distances d [G, M] between each query group and each model (lower = better).
 
@@ -111,7 +139,9 @@ def score_queries(
     self_term = np.array(
         [gaussian_kernel(z[list(g)], z[list(g)], stack.gamma).mean() for g in groups]
     )
-    w = prompt_weights(query_prompts, stack, tau)
+    w = prompt_weights(query_prompts, stack, tau) if weights is None else weights
+    if top is not None:
+        w = keep_top(w, top)
     if w.shape[0] == 1 and n_groups > 1:
         w = np.broadcast_to(w, (n_groups, m, k))
     elif w.shape[0] != n_groups:
@@ -124,6 +154,50 @@ def score_queries(
     return self_term[:, None] - 2.0 * cross_term + quad_term
 
 
+SCORINGS = ("local", "rkme")
+DEFAULT_SCORING = "local"  # measured best (docs/benchmark.md); "rkme" is the paper's method
+LOCAL_SHARPNESS = 10.0  # the local kernel is this many times narrower than the spec's gamma
+
+
+def keep_top(weights: np.ndarray, r: int) -> np.ndarray:
+    """Restrict weights [G, M, K] to each model's r largest, renormalised (a local variant)."""
+    if r >= weights.shape[2]:
+        return weights
+    threshold = -np.partition(-weights, r - 1, axis=2)[:, :, r - 1 : r]
+    kept = np.where(weights >= threshold, weights, 0.0)
+    return kept / kept.sum(axis=2, keepdims=True)
+
+
+def score_local(
+    stack: SpecStack,
+    query_features: np.ndarray,
+    image_prompts: np.ndarray | None = None,
+    tau: float = DEFAULT_TAU,
+    sharpness: float = LOCAL_SHARPNESS,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Prompt-weighted kernel density, per image [T, M] (lower = better):
+
+        d_m = -log sum_j a_mj exp(-sharpness * gamma * ||z - c_mj||^2)
+
+    with a the same prompt-and-beta weights as the weighted RKME. As sharpness grows this
+    tends to nearest-neighbour search inside the prompt-weighted set ("kNN inside the weighted
+    set"); at sharpness 1 it is the log of the RKME cross term. It drops the RKME's self term
+    of the model, which penalises models whose relevant points are spread out.
+    """
+    z = np.asarray(query_features, dtype=np.float64)
+    m, k, d = stack.points.shape
+    d2 = squared_distances(z, stack.points.reshape(m * k, d)).reshape(-1, m, k)
+    w = prompt_weights(image_prompts, stack, tau) if weights is None else weights
+    a = w * stack.beta[None]
+    a = a / np.maximum(a.sum(axis=2, keepdims=True), 1e-300)
+    log_terms = np.where(
+        a > 0, np.log(np.maximum(a, 1e-300)) - sharpness * stack.gamma * d2, -np.inf
+    )
+    peak = log_terms.max(axis=2, keepdims=True)
+    return -(peak[..., 0] + np.log(np.exp(log_terms - peak).sum(axis=2)))
+
+
 def score_requirements(
     stack: SpecStack,
     query_features: np.ndarray,
@@ -131,21 +205,31 @@ def score_requirements(
     image_prompts: np.ndarray | None = None,
     tau: float = DEFAULT_TAU,
     combine: str = "mean",
+    scoring: str = "rkme",
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Distances [G, M] for requirements made of one or several example images.
 
+    scoring="rkme": the paper's weighted RKME distance; "local": prompt-weighted kernel
+    density (score_local), measured best on the benchmark. weights [T, M, K] (per image), when
+    given, replace the prompt weights (e.g. from a user-stated prompt).
     combine="mean" (default): each image is scored with its OWN prompt weights and a group
     takes the mean distance. combine="joint": the group's images form one empirical
     distribution scored with one averaged prompt (METHOD.md's single-embedding reading). The
     mean measured better with 4 images per requirement (docs/benchmark.md): averaging
     different prompts blurs the weights, while each image knows its own content.
     """
-    if combine == "joint":
+    if scoring not in SCORINGS:
+        raise ValueError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
+    if combine == "joint" and scoring == "rkme":
         prompts = None if image_prompts is None else group_prompts(image_prompts, groups)
-        return score_queries(stack, query_features, groups, prompts, tau)
-    if combine != "mean":
+        return score_queries(stack, query_features, groups, prompts, tau, weights=weights)
+    if combine not in ("mean", "joint"):
         raise ValueError(f"unknown combine rule {combine!r} (mean or joint)")
-    per_image = score_queries(stack, query_features, None, image_prompts, tau)
+    if scoring == "local":
+        per_image = score_local(stack, query_features, image_prompts, tau, weights=weights)
+    else:
+        per_image = score_queries(stack, query_features, None, image_prompts, tau, weights=weights)
     return np.stack([per_image[list(g)].mean(axis=0) for g in groups])
 
 
@@ -158,6 +242,8 @@ def group_prompts(prompts: np.ndarray, groups: Sequence[Sequence[int]]) -> np.nd
     )
 
 
-def distance_to_score(distance: np.ndarray) -> np.ndarray:
-    """Display score 1 - d/2: 1 for a perfect match, about 0 for an unrelated model."""
-    return 1.0 - np.asarray(distance) / 2.0
+def distance_to_score(distance: np.ndarray, scoring: str = "rkme") -> np.ndarray:
+    """Display score in about [0, 1], higher is better, 1 a perfect match: 1 - d/2 for the
+    RKME distance, exp(-d) (the weighted kernel density itself) for local scoring."""
+    d = np.asarray(distance, dtype=np.float64)
+    return np.exp(-d) if scoring == "local" else 1.0 - d / 2.0

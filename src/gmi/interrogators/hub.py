@@ -1,0 +1,52 @@
+"""`hub`: an interrogator learned from the hub's own (spec image, prompt) pairs.
+
+A hub holds thousands of image-prompt pairs in its specifications. Ridge regression (closed
+form, penalty by GCV; gmi.spec.ridge) maps image features to the prompt embedding, so the
+interrogator answers directly in prompt-embedding space, which is where the weights of the
+weighted RKME live: no captioning model and no text round trip. For display it names the
+hub's standard prompt nearest to the prediction.
+
+The fitted model belongs to the registry: the Hub refits it when models are added or removed
+and stores it as safetensors (`HubIndex.learned`); without a stored one (e.g. in the
+benchmark) it is fitted on the index's pairs on first use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from gmi.encoders.base import Encoder, l2_normalise
+from gmi.index import HubIndex
+from gmi.interrogators.base import Interrogation, Interrogator
+from gmi.spec.ridge import RidgeModel
+
+
+class HubInterrogator(Interrogator):
+    name = "hub"
+
+    def __init__(self) -> None:
+        self._fitted: dict[int, RidgeModel] = {}
+
+    def model_for(self, index: HubIndex) -> RidgeModel:
+        if "image_to_prompt" in index.learned:
+            return index.learned["image_to_prompt"]
+        key = id(index)
+        if key not in self._fitted:
+            self._fitted = {key: RidgeModel.fit(index.pair_features, index.pair_prompts)}
+        return self._fitted[key]
+
+    def interrogate(
+        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: HubIndex
+    ) -> list[Interrogation]:
+        predicted = l2_normalise(self.model_for(index).predict(features))
+        texts, embeddings = index.standard_prompts()
+        nearest = (predicted @ embeddings.T).argmax(axis=1)
+        return [
+            Interrogation(text=texts[j], embedding=p)
+            for j, p in zip(nearest, predicted, strict=True)
+        ]
+
+
+def create(argument: str | None) -> HubInterrogator:
+    return HubInterrogator()
