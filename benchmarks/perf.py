@@ -5,7 +5,8 @@
 Measures (1) submit time for one 48-image imagefolder, cold (models load) and warm; (2) identify
 latency for one image with models loaded, split into encode / interrogate / score; (3) scoring
 one query against M synthetic registered models (K = 48 points each, offline-encoder sizes),
-uniform and prompt-weighted, plus building the stacked index once.
+uniform and prompt-weighted RKME and the default local scoring, plus building the stacked
+index once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from gmi.hub import Hub
 from gmi.imagefolder import write_imagefolder
-from gmi.spec.scoring import SpecStack, score_queries
+from gmi.spec.scoring import SpecStack, score_local, score_queries
 from gmi.spec.specification import Specification
 from gmi.zoo.export import query_upload, spec_images
 
@@ -86,7 +87,7 @@ def measure_scoring(m: int, repeats: int) -> dict:
     z = rng.normal(size=(1, 544)).astype(np.float32)
     z /= np.linalg.norm(z)
     q = rng.normal(size=(1, 384)).astype(np.float32)
-    timings: dict[str, list[float]] = {"uniform": [], "weighted": []}
+    timings: dict[str, list[float]] = {"uniform": [], "weighted": [], "local_weighted": []}
     for _ in range(repeats):
         t0 = time.perf_counter()
         score_queries(stack, z)
@@ -94,6 +95,9 @@ def measure_scoring(m: int, repeats: int) -> dict:
         t0 = time.perf_counter()
         score_queries(stack, z, None, q)
         timings["weighted"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        score_local(stack, z, q)
+        timings["local_weighted"].append(time.perf_counter() - t0)
     return {"models": m, "points_per_model": 48, "stack_build_s": round(build, 2),
             "score_one_query_ms": {k: _median_ms(v) for k, v in timings.items()}}
 
