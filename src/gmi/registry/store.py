@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save
+from safetensors.numpy import save
 
 from gmi.errors import ConflictError, CorruptSpecError, InvalidInputError, NotFoundError
 from gmi.registry.atomic import atomic_write, fsync_dir
+from gmi.safetensors_io import load_with_metadata
 from gmi.spec.ridge import RidgeModel
 from gmi.spec.specification import Specification
 
@@ -281,10 +282,7 @@ class Registry:
         stored for that state, else fitted and stored (atomically, safetensors)."""
         path = self.home / LEARNED_MODELS
         try:
-            arrays = load_file(str(path))
-            with open(path, "rb") as handle:
-                header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
-            meta = header.get("__metadata__", {})
+            arrays, meta = load_with_metadata(path)
             if meta.get("state") == key:
                 return {
                     name: RidgeModel.from_arrays(

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
-from safetensors.numpy import load_file, save
+from safetensors.numpy import save
 
 from gmi import __version__
 from gmi.errors import CorruptSpecError
+from gmi.safetensors_io import load_with_metadata
 from gmi.spec.kernels import median_heuristic_gamma
 from gmi.spec.rkme import build_reduced_set
 
@@ -90,11 +91,8 @@ class Specification:
         """Load and verify a spec file; any damage raises CorruptSpecError."""
         path = Path(path)
         try:
-            arrays = load_file(str(path))
-            with open(path, "rb") as handle:
-                header_len = int.from_bytes(handle.read(8), "little")
-                header = json.loads(handle.read(header_len))
-            meta = json.loads(header["__metadata__"]["gmi"])
+            arrays, metadata = load_with_metadata(path)
+            meta = json.loads(metadata["gmi"])
         except (OSError, SafetensorError, ValueError, KeyError, TypeError) as exc:
             raise CorruptSpecError(f"{path}: not a readable gmi specification ({exc})") from exc
         missing = [name for name in _ARRAYS if name not in arrays]
