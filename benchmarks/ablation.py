@@ -19,8 +19,16 @@ CONFIGS = [
     ("offline", "none"),
     ("offline", "jpeg"),
 ]
-METHODS = ["rkme", "knn", "weighted-retrieval", "weighted-hub", "local-retrieval", "local-hub",
-           "weighted-stated", "local-stated"]
+METHODS = [
+    "rkme",
+    "knn",
+    "weighted-retrieval",
+    "weighted-hub",
+    "local-retrieval",
+    "local-hub",
+    "weighted-stated",
+    "local-stated",
+]
 
 
 def main() -> None:
@@ -28,11 +36,14 @@ def main() -> None:
     rows = []
     for encoder, augment in CONFIGS:
         with tempfile.TemporaryDirectory() as out:
-            results = run_bench(methods=METHODS, out_dir=out, encoder=encoder, augment=augment,
-                                progress=False)
+            results = run_bench(
+                methods=METHODS, out_dir=out, encoder=encoder, augment=augment, progress=False
+            )
         for size, setting in results["settings"].items():
-            cells = [f"{setting['methods'][m]['top1']:.3f} / {setting['methods'][m]['top4']:.3f}"
-                     for m in METHODS]
+            cells = [
+                f"{setting['methods'][m]['top1']:.3f} / {setting['methods'][m]['top4']:.3f}"
+                for m in METHODS
+            ]
             rows.append(f"| {encoder} | {augment} | {size} | " + " | ".join(cells) + " |")
     print("| features | spec views | images | " + " | ".join(METHODS) + " |")
     print("|---" * (3 + len(METHODS)) + "|")

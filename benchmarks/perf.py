@@ -72,9 +72,19 @@ def synthetic_specs(m: int, k: int = 48, d: int = 544, e: int = 384) -> list[Spe
         pts /= np.linalg.norm(pts, axis=1, keepdims=True)
         q = rng.normal(size=(k, e)).astype(np.float32)
         q /= np.linalg.norm(q, axis=1, keepdims=True)
-        specs.append(Specification(points=pts, beta=np.full(k, 1 / k), point_prompts=q,
-                                   pair_features=pts, pair_prompts=q, prompt_texts=[""] * k,
-                                   gamma=1.0, encoder="synthetic", prompt_set="x"))
+        specs.append(
+            Specification(
+                points=pts,
+                beta=np.full(k, 1 / k),
+                point_prompts=q,
+                pair_features=pts,
+                pair_prompts=q,
+                prompt_texts=[""] * k,
+                gamma=1.0,
+                encoder="synthetic",
+                prompt_set="x",
+            )
+        )
     return specs
 
 
@@ -98,8 +108,12 @@ def measure_scoring(m: int, repeats: int) -> dict:
         t0 = time.perf_counter()
         score_local(stack, z, q)
         timings["local_weighted"].append(time.perf_counter() - t0)
-    return {"models": m, "points_per_model": 48, "stack_build_s": round(build, 2),
-            "score_one_query_ms": {k: _median_ms(v) for k, v in timings.items()}}
+    return {
+        "models": m,
+        "points_per_model": 48,
+        "stack_build_s": round(build, 2),
+        "score_one_query_ms": {k: _median_ms(v) for k, v in timings.items()},
+    }
 
 
 def main() -> None:
@@ -107,8 +121,10 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    report = {"submit_identify": measure_submit_and_identify(args.repeats),
-              "scoring": measure_scoring(args.models, args.repeats)}
+    report = {
+        "submit_identify": measure_submit_and_identify(args.repeats),
+        "scoring": measure_scoring(args.models, args.repeats),
+    }
     print(json.dumps(report, indent=2))
 
 

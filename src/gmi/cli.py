@@ -29,16 +29,19 @@ def _hub(args: argparse.Namespace, **kwargs: object):
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from gmi.presets import preset
+
+    base = preset(args.preset) if args.preset else {}
     hub = _hub(
         args,
-        encoder=args.encoder,
-        interrogator=args.interrogator,
+        encoder=args.encoder or base.get("encoder"),
+        interrogator=args.interrogator or base.get("interrogator"),
         n_points=args.points,
         gamma=args.gamma,
         tau=args.tau,
-        augment=args.augment,
+        augment=args.augment or base.get("augment"),
         combine=args.combine,
-        scoring=args.scoring,
+        scoring=args.scoring or base.get("scoring"),
     )
     settings = hub.init()
     print(f"registry {hub.home}")
@@ -50,16 +53,37 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     hub = _hub(args, encoder=args.encoder)
     started = time.perf_counter()
-    record = hub.submit_folder(
-        args.name,
-        args.images,
-        description=args.description or "",
-        replace=args.replace,
-        progress=not args.quiet,
-    )
+    generated = None
+    if args.diffusers:
+        from gmi.generators import load_generator
+        from gmi.generators.submission import load_prompts
+
+        prompts = load_prompts(args.prompts)
+        generator = load_generator(
+            f"diffusers:{args.diffusers}", lora=args.lora, device=args.device, steps=args.steps
+        )
+        record, generated = hub.submit_generated(
+            args.name,
+            generator,
+            prompts,
+            images_per_prompt=args.images_per_prompt,
+            keep_images=args.keep_images,
+            description=args.description or "",
+            replace=args.replace,
+            progress=not args.quiet,
+        )
+    else:
+        record = hub.submit_folder(
+            args.name,
+            args.images,
+            description=args.description or "",
+            replace=args.replace,
+            progress=not args.quiet,
+        )
     elapsed = time.perf_counter() - started
     if args.json:
-        print(json.dumps({**record.to_json(), "seconds": round(elapsed, 3)}))
+        extra = {} if generated is None else {"generated": generated}
+        print(json.dumps({**record.to_json(), **extra, "seconds": round(elapsed, 3)}))
     else:
         print(
             f"submitted {record.name}: {record.n_images} images -> {record.n_points} spec points "
@@ -172,12 +196,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from gmi.doctor import run_checks
+
+    checks = run_checks()
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks], indent=1))
+        return 0
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        print(f"{'ok ' if c.ok else '-- '} {c.kind:<12} {c.name:<{width}}  {c.detail}")
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from gmi.encoders import available_encoders
+    from gmi.generators import available_generators
     from gmi.interrogators import available_interrogators
 
     print("encoders:      " + ", ".join(available_encoders()))
     print("interrogators: " + ", ".join(available_interrogators()))
+    print("generators:    " + ", ".join(available_generators()))
     return 0
 
 
@@ -196,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", help="create a registry and fix its encoder and settings")
+    p.add_argument(
+        "--preset",
+        help="offline (default) or paper (CLIP + CLIP-Interrogator); explicit options override it",
+    )
     p.add_argument("--encoder", help="image/prompt encoder (default: offline)")
     p.add_argument("--interrogator", help="default interrogator (default: retrieval)")
     p.add_argument("--points", type=int, help="spec points per model (default: one per image)")
@@ -216,11 +259,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("submit", help="add a model from its generated images")
     p.add_argument("name")
-    p.add_argument(
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--images",
-        required=True,
         type=Path,
         help="imagefolder: image files + metadata.jsonl with file_name and text",
+    )
+    source.add_argument(
+        "--diffusers",
+        metavar="ID_OR_PATH",
+        help="generate the spec images with this diffusers text-to-image pipeline",
+    )
+    p.add_argument("--lora", help="LoRA weights to load into the pipeline")
+    p.add_argument(
+        "--prompts",
+        type=Path,
+        help="prompt file, one per line (default: gmi's standard set for real models)",
+    )
+    p.add_argument("--images-per-prompt", type=int, default=1)
+    p.add_argument("--steps", type=int, default=30, help="inference steps (default 30)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--keep-images",
+        type=Path,
+        help="where generated images are kept and resumed from (default: <home>/generated/<name>)",
     )
     p.add_argument("--description", default="")
     p.add_argument("--replace", action="store_true", help="overwrite an existing model")
@@ -307,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results.json instead of tables")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("doctor", help="what can run here, and what to install or download")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("plugins", help="list the registered encoders and interrogators")
     p.set_defaults(func=cmd_plugins)

@@ -189,6 +189,36 @@ class Hub:
             name, images, prompts, description=description, replace=replace, progress=progress
         )
 
+    def submit_generated(
+        self,
+        name: str,
+        generator: object,
+        prompts: list[str],
+        *,
+        images_per_prompt: int = 1,
+        keep_images: str | Path | None = None,
+        description: str = "",
+        replace: bool = False,
+        progress: bool = True,
+    ) -> tuple[ModelRecord, int]:
+        """Run a generator over a prompt set (resumable, images kept as an imagefolder), then
+        submit. Returns the record and how many images were newly generated."""
+        from gmi.generators.submission import generate_imagefolder
+
+        validate_name(name)
+        if not replace and self.exists() and self.registry().exists(name):
+            raise ConflictError(f"model {name!r} already exists (use --replace to overwrite it)")
+        folder = (
+            Path(keep_images) if keep_images else self.home / "generated" / name.replace("/", "__")
+        )
+        images, used_prompts, generated = generate_imagefolder(
+            generator, prompts, folder, images_per_prompt, progress=progress
+        )
+        record = self.submit_images(
+            name, images, used_prompts, description=description, replace=replace, progress=progress
+        )
+        return record, generated
+
     def submit_images(
         self,
         name: str,

@@ -213,7 +213,10 @@ def scored_with(scoring: str, source: str, combine: str = "mean", top: int | Non
     return method
 
 
-_SOURCES = [name for name in INTERROGATORS if name != "none"] + ["oracle", "stated"]
+# interrogators that run on any machine; others (blip:..., clip-interrogator) are named on
+# the command line as weighted-<name> / local-<name> and built by resolve_method
+BUILTIN_INTERROGATORS = ("labels", "retrieval", "hub")
+_SOURCES = [*BUILTIN_INTERROGATORS, "oracle", "stated"]
 METHODS: dict[str, Method] = {
     "popularity": popularity,
     "rkme-pixels": rkme_pixels,
@@ -225,5 +228,19 @@ METHODS: dict[str, Method] = {
     "weighted-retrieval-joint": scored_with("rkme", "retrieval", combine="joint"),
     "weighted-top8-hub": scored_with("rkme", "hub", top=8),
 }
+
+
+def resolve_method(name: str) -> Method:
+    """A registered method, or weighted-<interrogator> / local-<interrogator> for any
+    interrogator name (e.g. `weighted-clip-interrogator` on a machine with the weights)."""
+    if name in METHODS:
+        return METHODS[name]
+    for prefix, scoring in (("weighted-", "rkme"), ("local-", "local")):
+        source = name[len(prefix) :]
+        if name.startswith(prefix) and source.split(":")[0] in INTERROGATORS:
+            return scored_with(scoring, source)
+    raise KeyError(name)
+
+
 DEFAULT_METHOD = f"{DEFAULT_SCORING}-{DEFAULT_INTERROGATOR}"  # what `gmi identify` does
 PAPER_METHOD = "weighted-retrieval"  # the paper's proposal with gmi's best image-only prompt

@@ -23,7 +23,13 @@ from gmi import __version__
 from gmi.augment import DEFAULT_AUGMENT
 from gmi.bench import metrics
 from gmi.bench.data import QUICK_MODELS, BenchData, builtin_data, directory_data
-from gmi.bench.methods import DEFAULT_METHOD, METHODS, PAPER_METHOD, BenchContext
+from gmi.bench.methods import (
+    DEFAULT_METHOD,
+    METHODS,
+    PAPER_METHOD,
+    BenchContext,
+    resolve_method,
+)
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import InvalidInputError
 from gmi.interrogators import DEFAULT_INTERROGATOR
@@ -52,7 +58,7 @@ def evaluate(
     for name in tqdm(
         methods, desc=f"methods x{len(ctx.groups[0])}", disable=not progress, leave=False
     ):
-        distances = METHODS[name](ctx, 1.0)
+        distances = resolve_method(name)(ctx, 1.0)
         ranks = metrics.true_ranks(distances, truth)
         entry: dict[str, Any] = metrics.summarise(ranks)
         entry["top1_ci95"] = metrics.bootstrap_interval((ranks == 1).astype(float))
@@ -81,14 +87,12 @@ def paired_comparisons(evaluated: dict[str, Any], truth: np.ndarray) -> dict[str
 def interrogation_quality(ctx: BenchContext, data: BenchData) -> dict[str, dict[str, float]]:
     """How well each interrogator recovers the prompt: agreement of the attributes of the
     prompt it names with those of the true prompt (zoo grammar; 1.0 = always right)."""
-    from gmi.interrogators import INTERROGATORS
+    from gmi.bench.methods import BUILTIN_INTERROGATORS
     from gmi.zoo.prompts import parse
 
     truth = [parse(p) for p in data.query_prompts]
     out = {}
-    for name in INTERROGATORS:
-        if name == "none":
-            continue
+    for name in BUILTIN_INTERROGATORS:
         guessed = [parse(t) for t in ctx.interrogated(name)[0]]
         out[name] = {
             attribute: float(
@@ -104,6 +108,14 @@ def interrogation_quality(ctx: BenchContext, data: BenchData) -> dict[str, dict[
     return out
 
 
+def _known(name: str) -> bool:
+    try:
+        resolve_method(name)
+    except KeyError:
+        return False
+    return True
+
+
 def run_bench(
     zoo: str = "builtin",
     methods: list[str] | None = None,
@@ -117,7 +129,7 @@ def run_bench(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     methods = methods or list(METHODS)
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if not _known(m)]
     if unknown:
         raise InvalidInputError(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
     sizes = images_per_query or [1, 4]

@@ -13,6 +13,8 @@ from gmi.plugins import resolve, split_name
 ENCODERS: dict[str, str] = {
     "offline": "gmi.encoders.offline:create",
     "pixels": "gmi.encoders.pixels:create",
+    "clip": "gmi.encoders.clip:create",
+    "open_clip": "gmi.encoders.open_clip_encoder:create",
 }
 
 DEFAULT_ENCODER = "offline"

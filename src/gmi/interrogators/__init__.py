@@ -15,6 +15,8 @@ INTERROGATORS: dict[str, str] = {
     "labels": "gmi.interrogators.labels:create",
     "retrieval": "gmi.interrogators.retrieval:create",
     "hub": "gmi.interrogators.hub:create",
+    "blip": "gmi.interrogators.blip:create",
+    "clip-interrogator": "gmi.interrogators.clip_interrogator:create",
 }
 
 # Chosen by measurement on the benchmark zoo (docs/benchmark.md, "Ablation").
