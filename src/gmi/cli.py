@@ -196,6 +196,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gmi.server.app import create_app
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"gmi: serving on {args.host}: reachable from other machines", file=sys.stderr)
+    uvicorn.run(create_app(args.home), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from gmi.doctor import run_checks
 
@@ -369,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results.json instead of tables")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("serve", help="run the HTTP API and web page")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("doctor", help="what can run here, and what to install or download")
     p.add_argument("--json", action="store_true")

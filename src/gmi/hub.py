@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from gmi.augment import AUGMENTS, DEFAULT_AUGMENT, spec_views
 from gmi.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+from gmi.encoders.base import l2_normalise
 from gmi.errors import ConflictError, InvalidInputError, NotFoundError
 from gmi.imagefolder import MAX_PROMPT_CHARS, load_imagefolder
 from gmi.images import open_image
@@ -40,6 +42,16 @@ from gmi.spec.scoring import (
 from gmi.spec.specification import Specification, build_specification
 
 ENCODE_BATCH = 16
+THUMBNAIL_SIDE = 160
+
+
+def thumbnail_bytes(image: Image.Image) -> bytes:
+    """A small JPEG of a spec image, kept so people can see what a model makes."""
+    small = image.convert("RGB")
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ class Identification:
     prompt: str
     results: list[Match]
     timings: dict[str, float] = field(default_factory=dict)
+    features: np.ndarray | None = field(default=None, repr=False)  # the group's query features
 
     def to_json(self) -> dict[str, Any]:
         """The `gmi identify --json` contract: image, prompt, results[rank, model, score]."""
@@ -254,7 +267,13 @@ class Hub:
         )
         registry = self.registry(create=True)
         registry.set_settings({**settings, "gamma": repr(gamma)})
-        record = registry.add(name, spec, description=description, replace=replace)
+        record = registry.add(
+            name,
+            spec,
+            description=description,
+            replace=replace,
+            thumbnails=[thumbnail_bytes(im) for im in images],
+        )
         self._refit()
         return record
 
@@ -347,7 +366,32 @@ class Hub:
                 for r, m in enumerate(order)
             ]
             text = " | ".join(dict.fromkeys(shown[i] for i in group))
-            out.append(Identification([labels[i] for i in group], text, matches, timings))
+            out.append(
+                Identification([labels[i] for i in group], text, matches, timings, features[group])
+            )
+        return out
+
+    def evidence(self, result: Identification, per_model: int = 3) -> dict[str, list[dict]]:
+        """Why each listed model ranked where it did: its spec images most similar to the
+        query (index into the model's example images, prompt, cosine similarity)."""
+        index = self.index()
+        if result.features is None:
+            return {}
+        query = l2_normalise(result.features).mean(axis=0)
+        out = {}
+        for match in result.results:
+            m = index.names.index(match.model)
+            rows = np.flatnonzero(index.pair_model == m)
+            sims = l2_normalise(index.pair_features[rows]) @ query
+            best = np.argsort(-sims)[:per_model]
+            out[match.model] = [
+                {
+                    "image": int(j),
+                    "prompt": index.pair_texts[rows[j]],
+                    "similarity": round(float(sims[j]), 4),
+                }
+                for j in best
+            ]
         return out
 
     # -- catalogue -----------------------------------------------------------------------

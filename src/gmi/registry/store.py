@@ -16,7 +16,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,6 +37,7 @@ from gmi.spec.ridge import RidgeModel
 from gmi.spec.specification import Specification
 
 DB_NAME = "registry.db"
+THUMB_DIR = "thumbs"
 LEARNED_MODELS = "learned.safetensors"
 SPEC_DIR = "specs"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
@@ -187,8 +190,10 @@ class Registry:
         description: str = "",
         replace: bool = False,
         extra: dict[str, Any] | None = None,
+        thumbnails: list[bytes] | None = None,
     ) -> ModelRecord:
-        """Store a spec: file first (atomic), row last (one transaction)."""
+        """Store a spec (and its example thumbnails): files first (atomic), row last (one
+        transaction)."""
         validate_name(name)
         if len(description) > MAX_DESCRIPTION:
             raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
@@ -198,6 +203,8 @@ class Registry:
         if not replace and self.exists(name):  # early, friendly check; re-checked under lock
             raise ConflictError(f"model {name!r} already exists (use --replace to overwrite it)")
         atomic_write(self.spec_dir / spec_file, data)
+        if thumbnails:
+            self._write_thumbnails(spec_file, thumbnails)
         old_file = None
         try:
             with self._write() as db:
@@ -229,9 +236,11 @@ class Registry:
                 )
         except BaseException:
             (self.spec_dir / spec_file).unlink(missing_ok=True)
+            shutil.rmtree(self.thumbnail_dir(spec_file), ignore_errors=True)
             raise
         if old_file:
             (self.spec_dir / old_file).unlink(missing_ok=True)
+            shutil.rmtree(self.thumbnail_dir(old_file), ignore_errors=True)
             fsync_dir(self.spec_dir)
         return self.get(name)
 
@@ -243,7 +252,36 @@ class Registry:
             db.execute("DELETE FROM models WHERE name = ?", (name,))
         record = _record(row)
         (self.spec_dir / record.spec_file).unlink(missing_ok=True)
+        shutil.rmtree(self.thumbnail_dir(record.spec_file), ignore_errors=True)
         return record
+
+    # -- example thumbnails ----------------------------------------------------------------
+    def thumbnail_dir(self, spec_file: str) -> Path:
+        return self.home / THUMB_DIR / Path(spec_file).stem
+
+    def _write_thumbnails(self, spec_file: str, thumbnails: list[bytes]) -> None:
+        """All thumbnails into a temp folder, then one rename: present whole or not at all."""
+        root = self.home / THUMB_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+        try:
+            for i, data in enumerate(thumbnails):
+                (tmp / f"{i:04d}.jpg").write_bytes(data)
+            os.replace(tmp, self.thumbnail_dir(spec_file))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(root)
+
+    def thumbnail(self, record: ModelRecord, index: int) -> Path:
+        """The path of example image `index` of a model; NotFoundError when there is none.
+        Built only from the stored record and an integer: no client text reaches the path."""
+        if not 0 <= index < record.n_images:
+            raise NotFoundError(f"model {record.name!r} has no example image {index}")
+        path = self.thumbnail_dir(record.spec_file) / f"{int(index):04d}.jpg"
+        if not path.is_file():
+            raise NotFoundError(f"model {record.name!r} has no stored example image {index}")
+        return path
 
     def exists(self, name: str) -> bool:
         with self._connect() as db:
@@ -309,7 +347,12 @@ class Registry:
         """Spec files (and temp files) that no row points at: left by an interrupted write."""
         with self._connect() as db:
             used = {r[0] for r in db.execute("SELECT spec_file FROM models")}
-        return sorted(p for p in self.spec_dir.iterdir() if p.name not in used)
+        stems = {Path(u).stem for u in used}
+        thumbs = self.home / THUMB_DIR
+        stray = [p for p in self.spec_dir.iterdir() if p.name not in used]
+        if thumbs.is_dir():
+            stray += [p for p in thumbs.iterdir() if p.name not in stems]
+        return sorted(stray)
 
 
 def state_key(models: tuple[tuple[str, str], ...]) -> str:

@@ -1,0 +1,246 @@
+"""The HTTP service against a real server process on 127.0.0.1 (uvicorn), and the web page in
+a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium)."""
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import SMALL_ZOO
+from gmi.hub import Hub
+
+TOKEN = "test-admin-token"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, submissions):
+    home = tmp_path_factory.mktemp("served")
+    hub = Hub(home)
+    for name in SMALL_ZOO[:3]:
+        hub.submit_folder(name, submissions[name], description=f"the {name} model", progress=False)
+    port = free_port()
+    env = {**os.environ, "GMI_ADMIN_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gmi.cli", "--home", str(home), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError(proc.stdout.read().decode())
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def _zip_of(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for path in folder.iterdir():
+            zf.write(path, path.name)
+    return buffer.getvalue()
+
+
+def test_health_and_catalogue(server):
+    assert httpx.get(f"{server}/healthz").json()["models"] == 3
+    models = httpx.get(f"{server}/api/models").json()
+    assert [m["name"] for m in models] == sorted(SMALL_ZOO[:3])
+    one = httpx.get(f"{server}/api/models/ink-base").json()
+    assert one["n_images"] == 12 and len(one["images"]) == 12 and one["example_prompts"]
+    image = httpx.get(f"{server}{one['images'][3]}")
+    assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
+    assert httpx.get(f"{server}/openapi.json").json()["info"]["title"] == "gmi"
+
+
+def test_identify_matches_the_cli_contract_plus_evidence(server, query_images):
+    files = [("images", ("q.jpg", query_images["photo-base"].read_bytes(), "image/jpeg"))]
+    response = httpx.post(f"{server}/api/identify", files=files, data={"top": "2"}, timeout=60)
+    assert response.status_code == 200, response.text
+    [entry] = response.json()
+    assert entry["image"] == "q.jpg" and isinstance(entry["prompt"], str)
+    assert [r["rank"] for r in entry["results"]] == [1, 2]
+    assert entry["results"][0]["model"] == "photo-base"
+    top = entry["results"][0]
+    assert top["description"] == "the photo-base model"
+    assert len(top["evidence"]) == 3 and top["evidence"][0]["url"].startswith("/api/models/")
+    together = httpx.post(
+        f"{server}/api/identify", timeout=60, data={"together": "true"}, files=files * 2
+    )
+    assert len(together.json()) == 1
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/api/models/nope", 404),
+        ("/api/models/ink-base/images/999", 404),
+        ("/api/models/..%2F..%2Fetc%2Fpasswd/images/0", 404),
+        ("/api/models/ink-base/images/-1", 404),
+        ("/static/..%2F..%2Fregistry.db", 404),
+    ],
+)
+def test_bad_paths_are_json_4xx(server, path, status):
+    response = httpx.get(f"{server}{path}")
+    assert response.status_code == status
+    assert "error" in response.json()
+
+
+def test_bad_uploads_are_json_4xx(server):
+    text = [("images", ("notes.png", b"just text", "image/png"))]
+    response = httpx.post(f"{server}/api/identify", files=text)
+    assert response.status_code == 400 and "not a readable image" in response.json()["error"]
+    bomb = [("images", ("big.png", _declared_png(60_000, 60_000), "image/png"))]
+    assert httpx.post(f"{server}/api/identify", files=bomb).status_code == 400
+    many = [("images", ("x.png", b"x", "image/png"))] * 9
+    assert httpx.post(f"{server}/api/identify", files=many).status_code == 400
+    assert httpx.post(f"{server}/api/identify", files=text, data={"top": "0"}).status_code == 400
+    assert httpx.post(f"{server}/api/identify").status_code == 422  # no images at all
+
+
+def test_admin_writes(server, submissions, tmp_path):
+    archive = _zip_of(submissions["neon-base"])
+    data = {"name": "neon-base", "description": "neon"}
+    files = {"archive": ("neon.zip", archive, "application/zip")}
+    assert httpx.post(f"{server}/api/models", data=data, files=files).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert (
+        httpx.post(f"{server}/api/models", data=data, files=files, headers=wrong).status_code == 401
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    added = httpx.post(f"{server}/api/models", data=data, files=files, headers=auth, timeout=120)
+    assert added.status_code == 201, added.text
+    assert added.json()["n_images"] == 12
+    again = httpx.post(f"{server}/api/models", data=data, files=files, headers=auth, timeout=120)
+    assert again.status_code == 409
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../../escape.txt", "x")
+        zf.writestr("metadata.jsonl", "")
+    bad = httpx.post(
+        f"{server}/api/models",
+        data={"name": "evil"},
+        headers=auth,
+        files={"archive": ("e.zip", evil.getvalue(), "application/zip")},
+    )
+    assert bad.status_code == 400 and "outside" in bad.json()["error"]
+    bad_name = httpx.post(
+        f"{server}/api/models",
+        data={"name": "../x"},
+        headers=auth,
+        files={"archive": ("n.zip", archive, "application/zip")},
+    )
+    assert bad_name.status_code == 400
+    assert httpx.delete(f"{server}/api/models/neon-base").status_code == 401
+    assert httpx.delete(f"{server}/api/models/neon-base", headers=auth).status_code == 200
+    assert httpx.delete(f"{server}/api/models/neon-base", headers=auth).status_code == 404
+    assert httpx.get(f"{server}/healthz").json()["models"] == 3
+
+
+def _declared_png(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _browser():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI"):
+            raise AssertionError("CI must install Debian's chromium and chromium-driver")
+        pytest.skip(
+            "chromium / chromedriver not installed (apt-get install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1200,1400",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_web_page_in_headless_chromium(server, query_images, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = _browser()
+    try:
+        browser.get(server + "/")
+        file_input = browser.find_element(By.ID, "file")
+        browser.execute_script("arguments[0].style.display = 'block'", file_input)
+        file_input.send_keys(str(query_images["ink-base"]))
+        browser.execute_script("arguments[0].style.display = 'none'", file_input)
+        WebDriverWait(browser, 10).until(ec.element_to_be_clickable((By.ID, "go"))).click()
+        cards = WebDriverWait(browser, 60).until(
+            lambda b: b.find_elements(By.CSS_SELECTOR, "#ranking .card")
+        )
+        assert cards[0].get_attribute("data-model") == "ink-base"
+        WebDriverWait(browser, 20).until(
+            lambda b: b.execute_script(
+                "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+            )
+        )
+        shot = tmp_path / "identify.png"
+        browser.save_screenshot(str(shot))
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if os.environ.get("GMI_UPDATE_SCREENSHOT"):
+            shutil.copy(shot, DOCS / "screenshot.png")
+        browser.get(server + "/gallery")
+        WebDriverWait(browser, 20).until(
+            lambda b: len(b.find_elements(By.CSS_SELECTOR, "#gallery .card")) == 3
+        )
+        browser.set_window_size(390, 844)  # a phone
+        browser.get(server + "/")
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 390  # no horizontal scrolling on a phone
+    finally:
+        browser.quit()
+    json.dumps({})  # keep json imported for helpers above
