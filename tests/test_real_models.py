@@ -125,3 +125,9 @@ def test_doctor_lists_every_component():
     assert ("preset", "offline") in names and ("preset", "paper") in names
     offline = next(c for c in checks if c["name"] == "offline" and c["kind"] == "preset")
     assert offline["ok"]
+
+
+def test_open_clip_is_an_optional_extra(tmp_path):
+    result = run_gmi("init", "--encoder", "open_clip:ViT-B-32/laion2b_s34b_b79k",
+                     home=tmp_path / "hub")
+    assert result.returncode == 6 and "gmi[open-clip]" in result.stderr
