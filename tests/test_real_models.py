@@ -128,6 +128,7 @@ def test_doctor_lists_every_component():
 
 
 def test_open_clip_is_an_optional_extra(tmp_path):
-    result = run_gmi("init", "--encoder", "open_clip:ViT-B-32/laion2b_s34b_b79k",
-                     home=tmp_path / "hub")
+    result = run_gmi(
+        "init", "--encoder", "open_clip:ViT-B-32/laion2b_s34b_b79k", home=tmp_path / "hub"
+    )
     assert result.returncode == 6 and "gmi[open-clip]" in result.stderr

@@ -196,6 +196,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from gmi.registry.check import check_registry
+    from gmi.registry.store import Registry
+
+    report = check_registry(
+        Registry(args.home, create=False), repair=args.repair, grace_s=args.grace
+    )
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print(f"{report.ok}/{report.models} models whole, {len(report.orphans)} orphan files")
+        for line in report.problems + [f"orphan: {o}" for o in report.orphans] + report.repaired:
+            print(f"  {line}")
+        print("consistent" if report.consistent else "NOT consistent (see gmi check --repair)")
+    return 0 if report.consistent else 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -380,6 +397,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results.json instead of tables")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("check", help="verify every spec against the database; find orphans")
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="delete orphan files and remove models whose spec is broken",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=60.0,
+        help="repair leaves orphans younger than this many seconds (in-flight writes)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("serve", help="run the HTTP API and web page")
     p.add_argument("--host", default="127.0.0.1")
