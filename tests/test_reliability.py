@@ -203,3 +203,26 @@ def test_server_sends_no_cors_headers():
     client = TestClient(create_app(Path(os.devnull).parent / "nonexistent-hub-for-cors"))
     response = client.get("/healthz", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in {k.lower() for k in response.headers}
+
+
+def test_long_empty_and_unicode_prompts_are_accepted(tmp_path, pixel_folder):
+    import json as _json
+    import shutil
+
+    folder = tmp_path / "odd-prompts"
+    shutil.copytree(pixel_folder, folder)
+    lines = (folder / "metadata.jsonl").read_text().splitlines()
+    prompts = ["x" * 10_000, "", "ein rotes Kätzchen 🐱 bei Nacht", "夜の赤い猫"]
+    rewritten = [
+        _json.dumps(
+            {"file_name": _json.loads(line)["file_name"], "text": prompts[i % len(prompts)]}
+        )
+        for i, line in enumerate(lines)
+    ]
+    (folder / "metadata.jsonl").write_text("\n".join(rewritten) + "\n", encoding="utf-8")
+    home = tmp_path / "hub"
+    assert run_gmi("init", "--encoder", "pixels", home=home).returncode == 0
+    result = run_gmi("submit", "odd", "--images", str(folder), home=home)
+    assert result.returncode == 0, result.stderr
+    info = _json.loads(run_gmi("info", "odd", "--json", home=home).stdout)
+    assert info["example_prompts"][2] == "ein rotes Kätzchen 🐱 bei Nacht"
