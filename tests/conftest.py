@@ -46,6 +46,24 @@ def query_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+def declared_png(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares width x height (a decompression bomb's shape)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
 def tree_digest(root: Path) -> str:
     """Hash of every file's path and bytes under root (the registry is 'unchanged' iff equal).
 

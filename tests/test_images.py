@@ -1,13 +1,12 @@
 """Image loading: what users upload, good and bad."""
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import declared_png
 from gmi.errors import InvalidInputError
 from gmi.images import MAX_PIXELS, open_image
 
@@ -18,29 +17,12 @@ def _png_bytes(image: Image.Image, **kw) -> bytes:
     return buf.getvalue()
 
 
-def _declared_png(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares width x height (a decompression bomb's shape)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
 @pytest.mark.parametrize(
     "data, message",
     [
         (b"", "empty"),
         (b"hello, I am text", "not a readable image"),
-        (_declared_png(50_000, 50_000), "allowed"),
+        (declared_png(50_000, 50_000), "allowed"),
     ],
 )
 def test_bad_bytes_are_refused(data, message):

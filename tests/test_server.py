@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import SMALL_ZOO
+from conftest import SMALL_ZOO, declared_png
 from gmi.hub import Hub
 
 TOKEN = "test-admin-token"
@@ -114,7 +114,7 @@ def test_bad_uploads_are_json_4xx(server):
     text = [("images", ("notes.png", b"just text", "image/png"))]
     response = httpx.post(f"{server}/api/identify", files=text)
     assert response.status_code == 400 and "not a readable image" in response.json()["error"]
-    bomb = [("images", ("big.png", _declared_png(60_000, 60_000), "image/png"))]
+    bomb = [("images", ("big.png", declared_png(60_000, 60_000), "image/png"))]
     assert httpx.post(f"{server}/api/identify", files=bomb).status_code == 400
     many = [("images", ("x.png", b"x", "image/png"))] * 9
     assert httpx.post(f"{server}/api/identify", files=many).status_code == 400
@@ -159,23 +159,6 @@ def test_admin_writes(server, submissions, tmp_path):
     assert httpx.delete(f"{server}/api/models/neon-base", headers=auth).status_code == 200
     assert httpx.delete(f"{server}/api/models/neon-base", headers=auth).status_code == 404
     assert httpx.get(f"{server}/healthz").json()["models"] == 3
-
-
-def _declared_png(width: int, height: int) -> bytes:
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 def _browser():
