@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -416,7 +416,3 @@ class Hub:
         that the next identify, in any process, finds them ready."""
         if self.registry().list():
             self.index()
-
-
-def identification_to_dict(result: Identification) -> dict[str, Any]:
-    return asdict(result)

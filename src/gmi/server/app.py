@@ -17,7 +17,6 @@ unexpected failure is a 500 with no internals. CORS is off (same-origin page onl
 from __future__ import annotations
 
 import hmac
-import json
 import os
 import tempfile
 import threading
@@ -251,5 +250,4 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
         )
 
     app.state.hub = hub
-    app.state.settings = json.dumps(hub.settings()) if hub.exists() else "{}"
     return app
