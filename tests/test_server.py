@@ -155,6 +155,17 @@ def test_admin_writes(server, submissions, tmp_path):
         files={"archive": ("n.zip", archive, "application/zip")},
     )
     assert bad_name.status_code == 400
+    folder = submissions["neon-base"]
+    loose = [("files", (p.name, p.read_bytes(), "image/png")) for p in sorted(folder.glob("*.png"))]
+    as_files = httpx.post(
+        f"{server}/api/models",
+        headers=auth,
+        timeout=120,
+        files=loose,
+        data={"name": "neon-files", "metadata": (folder / "metadata.jsonl").read_text()},
+    )
+    assert as_files.status_code == 201, as_files.text
+    assert httpx.delete(f"{server}/api/models/neon-files", headers=auth).status_code == 200
     assert httpx.delete(f"{server}/api/models/neon-base").status_code == 401
     assert httpx.delete(f"{server}/api/models/neon-base", headers=auth).status_code == 200
     assert httpx.delete(f"{server}/api/models/neon-base", headers=auth).status_code == 404
