@@ -382,7 +382,7 @@ class Hub:
         for match in result.results:
             m = index.names.index(match.model)
             rows = np.flatnonzero(index.pair_model == m)
-            sims = l2_normalise(index.pair_features[rows]) @ query
+            sims = index.unit_pair_features[rows] @ query
             best = np.argsort(-sims)[:per_model]
             out[match.model] = [
                 {

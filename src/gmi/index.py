@@ -46,6 +46,12 @@ class HubIndex:
         return self.stack.names
 
     @cached_property
+    def unit_pair_features(self) -> np.ndarray:
+        """pair_features with unit rows, computed once per index (queries compare by cosine)."""
+        norms = np.linalg.norm(self.pair_features, axis=1, keepdims=True)
+        return (self.pair_features / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    @cached_property
     def _standard_prompts(self) -> tuple[list[str], np.ndarray]:
         first: dict[str, int] = {}
         for i, text in enumerate(self.pair_texts):

@@ -26,7 +26,7 @@ class RetrievalInterrogator(Interrogator):
     def interrogate(
         self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: HubIndex
     ) -> list[Interrogation]:
-        sims = l2_normalise(features) @ l2_normalise(index.pair_features).T  # [n, P]
+        sims = l2_normalise(features) @ index.unit_pair_features.T  # [n, P]
         r = min(self.neighbours, sims.shape[1])
         nearest = np.argsort(-sims, axis=1)[:, :r]
         out = []

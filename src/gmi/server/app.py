@@ -133,6 +133,7 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
         with lock:
             results = hub.identify(decoded, top=top, together=together, prompt=prompt or None)
             why = [hub.evidence(r) for r in results]
+        descriptions = {r.name: r.description for r in hub.models()}  # one query, not one per row
         out = []
         for i, (result, evidence) in enumerate(zip(results, why, strict=True)):
             entry = result.to_json()
@@ -140,8 +141,7 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
                 [images[j].filename for j in range(len(images))] if together else images[i].filename
             )
             for item in entry["results"]:
-                record = hub.registry().get(item["model"])
-                item["description"] = record.description
+                item["description"] = descriptions.get(item["model"], "")
                 item["evidence"] = [
                     {**e, "url": f"/api/models/{item['model']}/images/{e['image']}"}
                     for e in evidence.get(item["model"], [])
