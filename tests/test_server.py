@@ -1,6 +1,7 @@
 """The HTTP service against a real server process on 127.0.0.1 (uvicorn), and the web page in
 a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium)."""
 
+import contextlib
 import io
 import json
 import os
@@ -28,34 +29,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, submissions):
-    home = tmp_path_factory.mktemp("served")
-    hub = Hub(home)
-    for name in SMALL_ZOO[:3]:
-        hub.submit_folder(name, submissions[name], description=f"the {name} model", progress=False)
+@contextlib.contextmanager
+def running_server(home: Path, token: str = TOKEN, extra_env: dict | None = None):
+    """`gmi serve` in a real process on a free loopback port; yields its base URL."""
     port = free_port()
-    env = {**os.environ, "GMI_ADMIN_TOKEN": TOKEN, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "GMI_ADMIN_TOKEN": token, "HF_HUB_OFFLINE": "1", **(extra_env or {})}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gmi.cli", "--home", str(home), "serve", "--port", str(port)],
+        [sys.executable, "-m", "gmi.cli", "serve", "--home", str(home), "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
-    while time.time() < deadline:
+    try:
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read().decode())
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError("gmi serve did not start in 90 s")
+        yield base
+    finally:
+        proc.terminate()
         try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError(proc.stdout.read().decode())
-    yield base
-    proc.terminate()
-    proc.wait(timeout=20)
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, submissions):
+    home = tmp_path_factory.mktemp("served")
+    hub = Hub(home)
+    for name in SMALL_ZOO[:3]:
+        hub.submit_folder(name, submissions[name], description=f"the {name} model", progress=False)
+    with running_server(home) as base:
+        yield base
 
 
 def _zip_of(folder: Path) -> bytes:

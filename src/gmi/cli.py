@@ -424,7 +424,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plugins", help="list the registered encoders and interrogators")
     p.set_defaults(func=cmd_plugins)
+    _accept_home_everywhere(sub)
     return parser
+
+
+def _accept_home_everywhere(subparsers: argparse._SubParsersAction) -> None:
+    """`--home` works before or after the subcommand (`gmi serve --home X`). The subcommands'
+    copies default to SUPPRESS so they never overwrite a value given before the subcommand."""
+    for command in subparsers.choices.values():
+        command.add_argument(
+            "--home", type=Path, default=argparse.SUPPRESS, help="registry directory"
+        )
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_home_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -77,7 +77,12 @@ class Identification:
         entry: dict[str, Any] = {"image": self.images[0] if len(self.images) == 1 else self.images}
         entry["prompt"] = self.prompt
         entry["results"] = [
-            {"rank": m.rank, "model": m.model, "score": round(m.score, 6)} for m in self.results
+            {
+                "rank": m.rank,
+                "model": m.model,
+                "score": round(m.score, 6),
+                "distance": round(m.distance, 6),
+            } for m in self.results
         ]
         return entry
 

@@ -52,6 +52,13 @@ class HubIndex:
         return (self.pair_features / np.maximum(norms, 1e-12)).astype(np.float32)
 
     @cached_property
+    def image_to_prompt(self) -> RidgeModel:
+        """The `hub` interrogator's ridge model: the stored one, else fitted on these pairs."""
+        if "image_to_prompt" in self.learned:
+            return self.learned["image_to_prompt"]
+        return RidgeModel.fit(self.pair_features, self.pair_prompts)
+
+    @cached_property
     def _standard_prompts(self) -> tuple[list[str], np.ndarray]:
         first: dict[str, int] = {}
         for i, text in enumerate(self.pair_texts):

@@ -87,18 +87,3 @@ def run_backbone(images: list[Image.Image], batch_size: int = 32) -> BackboneOut
         pooled=np.concatenate(pooled),
         logits=np.concatenate(logits),
     )
-
-
-# The last batch is remembered so that the `labels` interrogator reuses the encoder's forward
-# pass on the same images instead of running the network twice per query.
-_last: tuple[tuple[int, ...], BackboneOutput] | None = None
-
-
-def run_backbone_cached(images: list[Image.Image]) -> BackboneOutput:
-    global _last
-    key = tuple(id(im) for im in images)
-    if _last is not None and _last[0] == key:
-        return _last[1]
-    out = run_backbone(images)
-    _last = (key, out)
-    return out

@@ -51,7 +51,7 @@ class OfflineEncoder(Encoder):
         self.name = "offline" if feature_set == "default" else f"offline:{feature_set}"
 
     def encode_images(self, images: list[Image.Image]) -> np.ndarray:
-        return features_from_backbone(efficientnet.run_backbone_cached(images), self.feature_set)
+        return features_from_backbone(efficientnet.run_backbone(images), self.feature_set)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         return text_minilm.encode_texts(texts)

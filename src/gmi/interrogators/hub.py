@@ -25,16 +25,10 @@ from gmi.spec.ridge import RidgeModel
 class HubInterrogator(Interrogator):
     name = "hub"
 
-    def __init__(self) -> None:
-        self._fitted: dict[int, RidgeModel] = {}
-
     def model_for(self, index: HubIndex) -> RidgeModel:
-        if "image_to_prompt" in index.learned:
-            return index.learned["image_to_prompt"]
-        key = id(index)
-        if key not in self._fitted:
-            self._fitted = {key: RidgeModel.fit(index.pair_features, index.pair_prompts)}
-        return self._fitted[key]
+        """The index's stored model, else one fitted on its pairs and kept ON the index (a
+        cache attached to the object it was computed from cannot answer for another)."""
+        return index.image_to_prompt
 
     def interrogate(
         self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: HubIndex

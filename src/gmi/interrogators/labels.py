@@ -34,7 +34,9 @@ class LabelsInterrogator(Interrogator):
     def interrogate(
         self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: HubIndex
     ) -> list[Interrogation]:
-        logits = efficientnet.run_backbone_cached(images).logits
+        # Its own forward pass: reusing the encoder's would need a cache, and a cache keyed by
+        # object identity served one image's answer for another (ids are reused after free).
+        logits = efficientnet.run_backbone(images).logits
         classes = imagenet_classes()
         top = np.argsort(-logits, axis=1)[:, : self.top]
         return [

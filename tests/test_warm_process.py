@@ -1,0 +1,81 @@
+"""Right answers every time: a warm process must never serve one image's answer for another.
+
+A cache keyed by `id()` once did exactly that (CPython reuses the ids of freed images): in one
+process, consecutive distinct images got the previous image's ranking. Here many distinct
+images are identified one by one in ONE warm Python process and through ONE running server,
+and every answer must equal a fresh one-image `gmi identify` run in its own process.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from conftest import SMALL_ZOO, run_gmi
+from gmi.hub import Hub
+from gmi.zoo.export import query_upload
+
+N_QUERIES = 10
+
+
+@pytest.fixture(scope="module")
+def warm_hub(tmp_path_factory, submissions):
+    home = tmp_path_factory.mktemp("warm")
+    hub = Hub(home)
+    for name in SMALL_ZOO:
+        hub.submit_folder(name, submissions[name], progress=False)
+    return home
+
+
+@pytest.fixture(scope="module")
+def distinct_queries(tmp_path_factory):
+    """Distinct JPEG uploads, cycling over the models so neighbours have different answers."""
+    root = tmp_path_factory.mktemp("distinct")
+    paths = []
+    for i in range(N_QUERIES):
+        data, _ = query_upload(SMALL_ZOO[i % len(SMALL_ZOO)], i)
+        paths.append(root / f"{i:04d}.jpg")
+        paths[-1].write_bytes(data)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def fresh_answers(warm_hub, distinct_queries):
+    """The reference: each image identified alone by a fresh `gmi identify` process."""
+    import json
+
+    out = []
+    for path in distinct_queries:
+        done = run_gmi("identify", str(path), "--top", "4", "--json", home=warm_hub, check=True)
+        [entry] = json.loads(done.stdout)
+        out.append(entry)
+    return out
+
+
+def _ranking(results):
+    return [(r["model"], round(r["distance"], 5)) for r in results]
+
+
+def test_python_api_one_by_one_equals_fresh_processes(warm_hub, distinct_queries, fresh_answers):
+    hub = Hub(warm_hub)
+    for _ in range(2):  # twice round: a stale answer would appear from the second image on
+        for path, fresh in zip(distinct_queries, fresh_answers, strict=True):
+            [result] = hub.identify([path], top=4)
+            assert _ranking(result.to_json()["results"]) == _ranking(fresh["results"]), path
+
+
+def test_server_one_by_one_equals_fresh_processes(
+    warm_hub, distinct_queries, fresh_answers, tmp_path_factory
+):
+    from test_server import running_server
+
+    with running_server(warm_hub) as base:
+        for path, fresh in zip(distinct_queries, fresh_answers, strict=True):
+            files = [("images", (path.name, path.read_bytes(), "image/jpeg"))]
+            response = httpx.post(
+                f"{base}/api/identify", files=files, data={"top": "4"}, timeout=60
+            )
+            assert response.status_code == 200, response.text
+            [entry] = response.json()
+            assert entry["image"] == path.name
+            assert _ranking(entry["results"]) == _ranking(fresh["results"]), path
