@@ -14,12 +14,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gmi import __version__
 from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
 from gmi.errors import GmiError
 from gmi.registry.store import default_home
 from gmi.spec.scoring import SCORINGS
+
+if TYPE_CHECKING:
+    from gmi.hub import Identification
 
 
 def _hub(args: argparse.Namespace, **kwargs: object):
@@ -57,8 +61,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.diffusers:
         from gmi.generators import load_generator
         from gmi.generators.submission import load_prompts
+        from gmi.model_hash import checkpoint_hashes
 
         prompts = load_prompts(args.prompts)
+        hashes = list(args.model_hash or [])
+        if not args.lora:  # a LoRA makes another model than its base checkpoint
+            hashes += checkpoint_hashes(args.diffusers)
         generator = load_generator(
             f"diffusers:{args.diffusers}", lora=args.lora, device=args.device, steps=args.steps
         )
@@ -68,17 +76,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
             prompts,
             images_per_prompt=args.images_per_prompt,
             keep_images=args.keep_images,
-            description=args.description or "",
+            description=args.description,
             replace=args.replace,
             progress=not args.quiet,
+            model_hashes=hashes or None,
         )
     else:
         record = hub.submit_folder(
             args.name,
             args.images,
-            description=args.description or "",
+            description=args.description,
             replace=args.replace,
             progress=not args.quiet,
+            model_hashes=args.model_hash,
         )
     elapsed = time.perf_counter() - started
     if args.json:
@@ -105,14 +115,45 @@ def cmd_identify(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_json() for r in results], indent=2))
         return 0
     for r in results:
-        print(", ".join(r.images))
-        if r.prompt:
-            print(f"  interrogated prompt: {r.prompt}")
-        width = max(len(m.model) for m in r.results)
-        print(f"  {'rank':>4}  {'model':<{width}}  score")
-        for m in r.results:
-            print(f"  {m.rank:>4}  {m.model:<{width}}  {m.score:.4f}")
+        print_identification(r)
+    print(
+        "(score: 1 = as close as the closest of the models' own images, 0.5 = like a typical "
+        "one, 0 = farther than all of them)"
+    )
     return 0
+
+
+PROMPT_LABELS = {
+    "interrogated": "guessed prompt",
+    "stated": "your prompt",
+    "embedded": "prompt embedded in the image",
+}
+
+
+def print_identification(r: Identification) -> None:
+    """One requirement's ranking for people: the prompt and where it came from, whether any
+    model is a close match, and scores on the hub's calibrated 0-1 scale."""
+    print(", ".join(r.images))
+    for warning in r.warnings:
+        print(f"  warning: {warning}")
+    for meta in r.embedded:
+        if meta.source and (meta.model or meta.model_hash):
+            print(
+                f"  the image says it was made with {meta.model or '?'} "
+                f"(model hash {meta.model_hash or 'not given'}; {meta.source} metadata)"
+            )
+    if r.prompt:
+        print(f"  {PROMPT_LABELS.get(r.prompt_source, 'prompt')}: {r.prompt}")
+    if not r.close_match:
+        print(
+            "  no close match: none of these models makes images like this one "
+            "(every score is below what the models' own images score)"
+        )
+    width = max(len(m.model) for m in r.results)
+    print(f"  {'rank':>4}  {'model':<{width}}  score  match")
+    for m in r.results:
+        verdict = "exact (checkpoint hash)" if m.exact_match else "close" if m.close_match else "-"
+        print(f"  {m.rank:>4}  {m.model:<{width}}  {m.score:5.2f}  {verdict}")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -140,6 +181,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         "prompt_dim": int(spec.point_prompts.shape[1]),
         "gmi_version": spec.gmi_version,
         "example_prompts": spec.prompt_texts[:5],
+        "model_hashes": _hub(args).registry().model_hashes(record.name),
     }
     if args.json:
         print(json.dumps(info, indent=2))
@@ -312,8 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="where generated images are kept and resumed from (default: <home>/generated/<name>)",
     )
-    p.add_argument("--description", default="")
+    p.add_argument(
+        "--description", default=None, help="what the model makes (kept on --replace if omitted)"
+    )
     p.add_argument("--replace", action="store_true", help="overwrite an existing model")
+    p.add_argument(
+        "--model-hash",
+        action="append",
+        metavar="HASH",
+        help="checkpoint hash of the model's weights (AUTOMATIC1111 'Model hash', 10 hex, or "
+        "the file's sha256); repeatable. Images embedding it are exact matches. Computed "
+        "automatically for --diffusers with local single-file weights",
+    )
     p.add_argument("--encoder", help="encoder, for a new registry (default: offline)")
     p.add_argument("--json", action="store_true", help="print the stored record as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -22,21 +23,30 @@ from PIL import Image
 from tqdm import tqdm
 
 from gmi.augment import AUGMENTS, DEFAULT_AUGMENT, spec_views
+from gmi.embedded import Embedded, read_embedded
 from gmi.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 from gmi.encoders.base import l2_normalise
-from gmi.errors import ConflictError, InvalidInputError, NotFoundError
+from gmi.errors import ConflictError, CorruptSpecError, InvalidInputError, NotFoundError
 from gmi.imagefolder import MAX_PROMPT_CHARS, load_imagefolder
 from gmi.images import open_image
 from gmi.index import HubIndex, fit_learned, stated_prompt_weights
 from gmi.interrogators import DEFAULT_INTERROGATOR, load_interrogator
 from gmi.interrogators.base import prompt_embeddings
-from gmi.registry.store import ModelRecord, Registry, default_home, state_key, validate_name
+from gmi.registry.store import (
+    ModelRecord,
+    Registry,
+    default_home,
+    normalise_model_hash,
+    state_key,
+    validate_name,
+)
+from gmi.spec.calibration import Calibration
 from gmi.spec.kernels import default_gamma
 from gmi.spec.scoring import (
     DEFAULT_SCORING,
     DEFAULT_TAU,
     SCORINGS,
-    distance_to_score,
+    prompt_weights,
     score_requirements,
 )
 from gmi.spec.specification import Specification, build_specification
@@ -56,34 +66,65 @@ def thumbnail_bytes(image: Image.Image) -> bytes:
 
 @dataclass(frozen=True)
 class Match:
+    """One ranked model. score: display score in [0, 1], higher is better, calibrated on the
+    hub's own images (gmi.spec.calibration); distance: the raw distance, lower is better.
+    close_match: within the range of the hub's genuine matches. exact_match: the image names
+    this model's checkpoint hash in its embedded generation metadata."""
+
     rank: int
     model: str
     score: float
     distance: float
+    close_match: bool = False
+    exact_match: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "model": self.model,
+            "score": round(self.score, 4),
+            "distance": round(self.distance, 6),
+            "close_match": self.close_match,
+            "exact_match": self.exact_match,
+        }
+
+
+PROMPT_SOURCES = ("interrogated", "stated", "embedded")
 
 
 @dataclass
 class Identification:
-    """The ranking for one requirement (one image, or several with together=True)."""
+    """The ranking for one requirement (one image, or several with together=True).
+
+    prompt_source: "stated" (the user gave it), "embedded" (every image carried its generation
+    prompt) or "interrogated" (guessed from the pixels, for at least one image).
+    close_match: whether any listed model is a close match; False means "none of these models
+    makes images like this".
+    """
 
     images: list[str]
     prompt: str
     results: list[Match]
     timings: dict[str, float] = field(default_factory=dict)
     features: np.ndarray | None = field(default=None, repr=False)  # the group's query features
+    prompt_source: str = "interrogated"
+    close_match: bool = False
+    embedded: list[Embedded] = field(default_factory=list)  # one per image
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The `gmi identify --json` contract: image, prompt, results[rank, model, score]."""
-        entry: dict[str, Any] = {"image": self.images[0] if len(self.images) == 1 else self.images}
+        """The `gmi identify --json` contract (docs/identify-output.md)."""
+        single = len(self.images) == 1
+        entry: dict[str, Any] = {"image": self.images[0] if single else self.images}
         entry["prompt"] = self.prompt
-        entry["results"] = [
-            {
-                "rank": m.rank,
-                "model": m.model,
-                "score": round(m.score, 6),
-                "distance": round(m.distance, 6),
-            } for m in self.results
-        ]
+        entry["prompt_source"] = self.prompt_source
+        entry["close_match"] = self.close_match
+        entry["results"] = [m.to_json() for m in self.results]
+        if any(e.source for e in self.embedded):
+            found = [e.to_json() if e.source else None for e in self.embedded]
+            entry["embedded"] = found[0] if single else found
+        if self.warnings:
+            entry["warnings"] = list(self.warnings)
         return entry
 
 
@@ -196,15 +237,22 @@ class Hub:
         name: str,
         folder: str | Path,
         *,
-        description: str = "",
+        description: str | None = None,
         replace: bool = False,
         progress: bool = True,
+        model_hashes: list[str] | None = None,
     ) -> ModelRecord:
         """Submit a model from an imagefolder (its generated images + metadata.jsonl)."""
         validate_name(name)
         images, prompts = load_imagefolder(folder)
         return self.submit_images(
-            name, images, prompts, description=description, replace=replace, progress=progress
+            name,
+            images,
+            prompts,
+            description=description,
+            replace=replace,
+            progress=progress,
+            model_hashes=model_hashes,
         )
 
     def submit_generated(
@@ -215,9 +263,10 @@ class Hub:
         *,
         images_per_prompt: int = 1,
         keep_images: str | Path | None = None,
-        description: str = "",
+        description: str | None = None,
         replace: bool = False,
         progress: bool = True,
+        model_hashes: list[str] | None = None,
     ) -> tuple[ModelRecord, int]:
         """Run a generator over a prompt set (resumable, images kept as an imagefolder), then
         submit. Returns the record and how many images were newly generated."""
@@ -233,7 +282,13 @@ class Hub:
             generator, prompts, folder, images_per_prompt, progress=progress
         )
         record = self.submit_images(
-            name, images, used_prompts, description=description, replace=replace, progress=progress
+            name,
+            images,
+            used_prompts,
+            description=description,
+            replace=replace,
+            progress=progress,
+            model_hashes=model_hashes,
         )
         return record, generated
 
@@ -243,12 +298,19 @@ class Hub:
         images: Sequence[Image.Image],
         prompts: Sequence[str],
         *,
-        description: str = "",
+        description: str | None = None,
         replace: bool = False,
         progress: bool = True,
+        model_hashes: list[str] | None = None,
     ) -> ModelRecord:
-        """Encode a model's (image, prompt) pairs, build its spec and store it atomically."""
+        """Encode a model's (image, prompt) pairs, build its spec and store it atomically.
+
+        model_hashes: checkpoint hashes of the weights (AUTOMATIC1111 "Model hash" forms or a
+        full sha256); an image that embeds one of them is reported as an exact match.
+        description / model_hashes None keep the old ones on replace."""
         validate_name(name)
+        for model_hash in model_hashes or []:
+            normalise_model_hash(model_hash)  # refuse a bad hash before any encoding
         if len(images) != len(prompts):
             raise InvalidInputError("each image needs exactly one prompt")
         if len(images) < 2:
@@ -278,6 +340,7 @@ class Hub:
             description=description,
             replace=replace,
             thumbnails=[thumbnail_bytes(im) for im in images],
+            model_hashes=model_hashes,
         )
         self._refit()
         return record
@@ -294,7 +357,16 @@ class Hub:
         if self._index is None or self._index_key != key:
             specs = [self.registry().load_spec(r) for r in records]
             index = HubIndex.from_specs([r.name for r in records], specs)
-            learned = self.registry().learned_models(state_key(key), lambda: fit_learned(index))
+            settings = self.settings()
+            fit_settings = {
+                "scoring": settings["scoring"],
+                "tau": float(settings["tau"]),
+                "interrogated": settings["interrogator"] != "none",
+            }
+            learned = self.registry().learned_models(
+                state_key(key, json.dumps(fit_settings, sort_keys=True)),
+                lambda: fit_learned(index, **fit_settings),
+            )
             self._index = replace(index, learned=learned)
             self._index_key = key
         return self._index
@@ -310,45 +382,60 @@ class Hub:
     ) -> list[Identification]:
         """Rank all models for each image (or for all images as one requirement).
 
-        prompt: what the user will ask the model for, when they know it. It replaces the
-        interrogated prompt and weights spec points through the hub's learned visual prompt
-        kernel; this is what tells apart models that draw the same pictures for different
-        prompts (the paper's Example B.1), which no image-only method can.
+        The prompt that weights the spec points comes, per image, from the first of: `prompt`
+        (what the user will ask the model for, when they know it), the generation prompt the
+        image itself embeds (SD front-ends' PNG/EXIF metadata, gmi.embedded), or the
+        interrogator's guess. A stated or embedded prompt weights spec points through the
+        hub's learned visual prompt kernel; this tells apart models that draw the same
+        pictures for different prompts (the paper's Example B.1), which no image-only method
+        can. An embedded checkpoint hash that a registered model carries puts that model
+        first, marked exact_match.
         """
         if not images:
             raise InvalidInputError("give at least one image to identify")
         if top < 1:
             raise InvalidInputError("--top must be at least 1")
+        if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
+            raise InvalidInputError(f"prompt longer than {MAX_PROMPT_CHARS} characters")
         labels = [
             str(im) if not isinstance(im, Image.Image) else f"image[{i}]"
             for i, im in enumerate(images)
         ]
         decoded = [im if isinstance(im, Image.Image) else open_image(im) for im in images]
+        embedded = [read_embedded(im, label) for im, label in zip(decoded, labels, strict=True)]
         index = self.index()
         settings = self.settings()
         encoder = load_encoder(settings["encoder"])
         asker = load_interrogator(interrogator or settings["interrogator"])
-        if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
-            raise InvalidInputError(f"prompt longer than {MAX_PROMPT_CHARS} characters")
 
         t0 = time.perf_counter()
         features = encoder.encode_images(decoded)
         t1 = time.perf_counter()
-        weights = None
-        if prompt is None:
-            asked = asker.interrogate(decoded, features, encoder, index)
-            query_prompts = prompt_embeddings(asked, encoder)
-            shown = [a.text for a in asked]
-        else:
-            query_prompts, shown = None, [prompt] * len(decoded)
-            weights = stated_prompt_weights(index, encoder.encode_texts([prompt]))
+        texts, sources = self._query_prompts(prompt, embedded)
+        guessed = [i for i, source in enumerate(sources) if source == "interrogated"]
+        asked = (
+            asker.interrogate([decoded[i] for i in guessed], features[guessed], encoder, index)
+            if guessed
+            else []
+        )
+        for i, answer in zip(guessed, asked, strict=True):
+            texts[i] = answer.text
+        guessed_prompts = prompt_embeddings(asked, encoder) if asked else None
+        image_prompts, weights = guessed_prompts, None
+        if len(guessed) < len(decoded):  # some prompts are known: per-image weights
+            weights = self._known_prompt_weights(
+                index, encoder, texts, guessed, guessed_prompts, float(settings["tau"])
+            )
+            image_prompts = None
         t2 = time.perf_counter()
         groups = [list(range(len(decoded)))] if together else [[i] for i in range(len(decoded))]
+        if weights is not None and settings["combine"] == "joint" and settings["scoring"] == "rkme":
+            weights = np.stack([weights[g].mean(axis=0) for g in groups])
         distances = score_requirements(
             index.stack,
             features,
             groups,
-            query_prompts,
+            image_prompts,
             float(settings["tau"]),
             settings["combine"],
             settings["scoring"],
@@ -357,24 +444,101 @@ class Hub:
         t3 = time.perf_counter()
 
         timings = {"encode_s": t1 - t0, "interrogate_s": t2 - t1, "score_s": t3 - t2}
+        calibration = index.learned.get("calibration")
+        if not isinstance(calibration, Calibration):
+            raise CorruptSpecError(f"{self.home}: the hub's calibration is missing")
+        exact = self._exact_matches(embedded)
         out = []
         for g, group in enumerate(groups):
-            order = np.argsort(distances[g], kind="stable")[:top]
-            scores = distance_to_score(distances[g], settings["scoring"])
+            exact_here = sorted(
+                {index.position[n] for i in group for n in exact.get(i, [])},
+                key=lambda m: distances[g, m],
+            )
+            ranked = np.argsort(distances[g], kind="stable")[: top + len(exact_here)]
+            order = [*exact_here, *(m for m in ranked if m not in exact_here)][:top]
+            scores = calibration.score(distances[g, order])
+            close = calibration.close(distances[g, order])
             matches = [
                 Match(
                     rank=r + 1,
                     model=index.names[m],
-                    score=float(scores[m]),
+                    score=float(scores[r]),
                     distance=float(distances[g, m]),
+                    close_match=bool(close[r]) or m in exact_here,
+                    exact_match=m in exact_here,
                 )
                 for r, m in enumerate(order)
             ]
-            text = " | ".join(dict.fromkeys(shown[i] for i in group))
+            group_sources = {sources[i] for i in group}
+            source = (
+                "stated"
+                if prompt is not None
+                else "embedded"
+                if group_sources == {"embedded"}
+                else "interrogated"
+            )
             out.append(
-                Identification([labels[i] for i in group], text, matches, timings, features[group])
+                Identification(
+                    images=[labels[i] for i in group],
+                    prompt=" | ".join(dict.fromkeys(texts[i] for i in group)),
+                    results=matches,
+                    timings=timings,
+                    features=features[group],
+                    prompt_source=source,
+                    close_match=any(m.close_match for m in matches),
+                    embedded=[embedded[i] for i in group],
+                    warnings=[w for i in group for w in embedded[i].warnings],
+                )
             )
         return out
+
+    @staticmethod
+    def _query_prompts(stated: str | None, embedded: list[Embedded]) -> tuple[list[str], list[str]]:
+        """Per image: the known prompt text (or "" to be interrogated) and its source."""
+        texts, sources = [], []
+        for found in embedded:
+            if stated is not None:
+                texts.append(stated)
+                sources.append("stated")
+            elif found.prompt:
+                texts.append(found.prompt)
+                sources.append("embedded")
+            else:
+                texts.append("")
+                sources.append("interrogated")
+        return texts, sources
+
+    @staticmethod
+    def _known_prompt_weights(
+        index: HubIndex,
+        encoder: Encoder,
+        texts: list[str],
+        guessed: list[int],
+        guessed_prompts: np.ndarray | None,
+        tau: float,
+    ) -> np.ndarray:
+        """Point weights [T, M, K]: known prompts through the visual prompt kernel, guessed
+        ones through the prompt kernel (uniform when the interrogator gives no prompt)."""
+        known = [i for i in range(len(texts)) if i not in guessed]
+        stack = index.stack
+        weights = np.empty((len(texts), *stack.mask.shape), dtype=np.float64)
+        distinct = list(dict.fromkeys(texts[i] for i in known))
+        by_text = stated_prompt_weights(index, encoder.encode_texts(distinct))
+        for i in known:
+            weights[i] = by_text[distinct.index(texts[i])]
+        if guessed:
+            weights[guessed] = prompt_weights(guessed_prompts, stack, tau)
+        return weights
+
+    def _exact_matches(self, embedded: list[Embedded]) -> dict[int, list[str]]:
+        """Per image index: registered models carrying the checkpoint hash it embeds."""
+        found = {}
+        for i, meta in enumerate(embedded):
+            if meta.model_hash:
+                names = self.registry().models_with_hash(meta.model_hash)
+                if names:
+                    found[i] = names
+        return found
 
     def evidence(self, result: Identification, per_model: int = 3) -> dict[str, list[dict]]:
         """Why each listed model ranked where it did: its spec images most similar to the
@@ -385,7 +549,7 @@ class Hub:
         query = l2_normalise(result.features).mean(axis=0)
         out = {}
         for match in result.results:
-            m = index.names.index(match.model)
+            m = index.position[match.model]
             rows = np.flatnonzero(index.pair_model == m)
             sims = index.unit_pair_features[rows] @ query
             best = np.argsort(-sims)[:per_model]

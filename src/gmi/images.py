@@ -19,6 +19,8 @@ from gmi.errors import InvalidInputError
 
 MAX_PIXELS = 40_000_000  # ~ 6300 x 6300; far above any generated image
 MAX_FILE_BYTES = 50 * 1024 * 1024
+# text chunks / EXIF in which front-ends record how an image was generated (gmi.embedded)
+METADATA_KEYS = ("parameters", "prompt", "workflow", "exif")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
@@ -48,6 +50,7 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
                 )
             image.seek(0)
             image.load()
+            metadata = {k: v for k, v in image.info.items() if k in METADATA_KEYS}
             image = ImageOps.exif_transpose(image)
     except InvalidInputError:
         raise
@@ -65,7 +68,9 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
         ) from exc
     if image.width < 1 or image.height < 1:
         raise InvalidInputError(f"{label}: image has no pixels")
-    return to_rgb(image)
+    rgb = to_rgb(image)
+    rgb.info.update(metadata)  # conversions may drop it; gmi.embedded reads it from here
+    return rgb
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

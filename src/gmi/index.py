@@ -12,8 +12,10 @@ from functools import cached_property
 
 import numpy as np
 
+from gmi.encoders.base import l2_normalise
+from gmi.spec.calibration import Calibration, held_out_distances, sample_held_out
 from gmi.spec.ridge import RidgeModel
-from gmi.spec.scoring import SpecStack, visual_prompt_weights
+from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU, SpecStack, visual_prompt_weights
 from gmi.spec.specification import Specification
 
 
@@ -24,9 +26,10 @@ class HubIndex:
     pair_prompts: np.ndarray  # [P, e] float32
     pair_texts: list[str]
     pair_model: np.ndarray  # [P] int: index into stack.names
-    # models learned from the pairs: "image_to_prompt" (the hub interrogator) and
-    # "prompt_to_visual" (the visual prompt kernel); see gmi.index.fit_learned
-    learned: dict[str, RidgeModel] = field(default_factory=dict, compare=False)
+    # what the hub learned from its pairs: "image_to_prompt" (the hub interrogator),
+    # "prompt_to_visual" (the visual prompt kernel) and "calibration" (display scores and
+    # close matches); see gmi.index.fit_learned
+    learned: dict[str, RidgeModel | Calibration] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_specs(cls, names: Sequence[str], specs: Sequence[Specification]) -> HubIndex:
@@ -46,6 +49,11 @@ class HubIndex:
         return self.stack.names
 
     @cached_property
+    def position(self) -> dict[str, int]:
+        """Model name -> row in the stack (built once per index)."""
+        return {name: i for i, name in enumerate(self.names)}
+
+    @cached_property
     def unit_pair_features(self) -> np.ndarray:
         """pair_features with unit rows, computed once per index (queries compare by cosine)."""
         norms = np.linalg.norm(self.pair_features, axis=1, keepdims=True)
@@ -54,8 +62,9 @@ class HubIndex:
     @cached_property
     def image_to_prompt(self) -> RidgeModel:
         """The `hub` interrogator's ridge model: the stored one, else fitted on these pairs."""
-        if "image_to_prompt" in self.learned:
-            return self.learned["image_to_prompt"]
+        model = self.learned.get("image_to_prompt")
+        if isinstance(model, RidgeModel):
+            return model
         return RidgeModel.fit(self.pair_features, self.pair_prompts)
 
     @cached_property
@@ -100,20 +109,39 @@ class HubIndex:
 
 def stated_prompt_weights(index: HubIndex, prompt_embeddings: np.ndarray) -> np.ndarray:
     """Point weights [G, M, K] for prompts a user states, through the visual prompt kernel."""
-    model = index.learned.get("prompt_to_visual") or fit_learned(index)["prompt_to_visual"]
+    model = index.learned.get("prompt_to_visual")
+    if not isinstance(model, RidgeModel):
+        _, prompt_embeddings = index.standard_prompts()
+        model = RidgeModel.fit(prompt_embeddings, index.prompt_visuals)
     visual = model.predict(prompt_embeddings)
     return visual_prompt_weights(visual, index.point_visuals, index.stack.mask)
 
 
-def fit_learned(index: HubIndex) -> dict[str, RidgeModel]:
+def fit_learned(
+    index: HubIndex,
+    *,
+    scoring: str = DEFAULT_SCORING,
+    tau: float = DEFAULT_TAU,
+    interrogated: bool = True,
+) -> dict[str, RidgeModel | Calibration]:
     """What a hub learns from its own pairs (refitted whenever its models change):
 
     image_to_prompt: image feature -> prompt embedding (the `hub` interrogator);
     prompt_to_visual: prompt embedding -> mean image feature of that prompt over the hub's
-    models (the visual prompt kernel, used when a user states the prompt they will use).
+    models (the visual prompt kernel, used when a user states the prompt they will use);
+    calibration: held-out genuine-match distances (gmi.spec.calibration), scored with the
+    registry's scoring rule and tau, prompts from image_to_prompt (uniform weights when the
+    registry's interrogator is `none`: interrogated=False).
     """
     _, prompt_embeddings = index.standard_prompts()
+    image_to_prompt = RidgeModel.fit(index.pair_features, index.pair_prompts)
+    rows = sample_held_out(index.pair_model, len(index.names))
+    predict = (lambda x: l2_normalise(image_to_prompt.predict(x))) if interrogated else None
+    held_out = held_out_distances(
+        index.stack, index.pair_features, index.pair_model, rows, predict, tau, scoring
+    )
     return {
-        "image_to_prompt": RidgeModel.fit(index.pair_features, index.pair_prompts),
+        "image_to_prompt": image_to_prompt,
         "prompt_to_visual": RidgeModel.fit(prompt_embeddings, index.prompt_visuals),
+        "calibration": Calibration(np.sort(held_out)),
     }

@@ -33,12 +33,15 @@ from safetensors.numpy import save
 from gmi.errors import ConflictError, CorruptSpecError, InvalidInputError, NotFoundError
 from gmi.registry.atomic import atomic_write, fsync_dir
 from gmi.safetensors_io import load_with_metadata
+from gmi.spec.calibration import Calibration
 from gmi.spec.ridge import RidgeModel
 from gmi.spec.specification import Specification
 
 DB_NAME = "registry.db"
 THUMB_DIR = "thumbs"
 LEARNED_MODELS = "learned.safetensors"
+LEARNED_FORMAT = "2"  # 2: models map name -> kind (ridge, calibration)
+LEARNED_KINDS = {"ridge": RidgeModel, "calibration": Calibration}
 SPEC_DIR = "specs"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 MAX_NAME = 128
@@ -60,6 +63,15 @@ MIGRATIONS = [
         updated REAL NOT NULL,
         extra TEXT NOT NULL DEFAULT '{}'
     );
+    """,
+    # 2: checkpoint hashes (A1111 "Model hash"), looked up by the hash an image embeds
+    """
+    CREATE TABLE model_hashes (
+        hash TEXT NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (hash, name)
+    );
+    CREATE INDEX model_hashes_by_name ON model_hashes (name);
     """,
 ]
 
@@ -187,15 +199,21 @@ class Registry:
         name: str,
         spec: Specification,
         *,
-        description: str = "",
+        description: str | None = None,
         replace: bool = False,
         extra: dict[str, Any] | None = None,
         thumbnails: list[bytes] | None = None,
+        model_hashes: list[str] | None = None,
     ) -> ModelRecord:
         """Store a spec (and its example thumbnails): files first (atomic), row last (one
-        transaction)."""
+        transaction). On replace, description=None / model_hashes=None keep the old ones."""
         validate_name(name)
-        if len(description) > MAX_DESCRIPTION:
+        hashes = None
+        if model_hashes is not None:
+            hashes = sorted(
+                {form for h in model_hashes for form in _hash_forms(normalise_model_hash(h))}
+            )
+        if description is not None and len(description) > MAX_DESCRIPTION:
             raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
         data = spec.to_bytes()
         spec_file = f"{uuid.uuid4().hex}.safetensors"
@@ -209,7 +227,7 @@ class Registry:
         try:
             with self._write() as db:
                 row = db.execute(
-                    "SELECT spec_file, created FROM models WHERE name = ?", (name,)
+                    "SELECT spec_file, created, description FROM models WHERE name = ?", (name,)
                 ).fetchone()
                 if row is not None and not replace:
                     raise ConflictError(
@@ -217,7 +235,15 @@ class Registry:
                     )
                 created = row["created"] if row is not None else now
                 old_file = row["spec_file"] if row is not None else None
+                if description is None:
+                    description = row["description"] if row is not None else ""
                 db.execute("DELETE FROM models WHERE name = ?", (name,))
+                if hashes is not None:
+                    db.execute("DELETE FROM model_hashes WHERE name = ?", (name,))
+                    db.executemany(
+                        "INSERT OR IGNORE INTO model_hashes (hash, name) VALUES (?, ?)",
+                        [(h, name) for h in hashes],
+                    )
                 db.execute(
                     "INSERT INTO models (name, description, spec_file, spec_sha256, encoder, "
                     "n_images, n_points, created, updated, extra) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -250,6 +276,7 @@ class Registry:
             if row is None:
                 raise NotFoundError(f"no model named {name!r}")
             db.execute("DELETE FROM models WHERE name = ?", (name,))
+            db.execute("DELETE FROM model_hashes WHERE name = ?", (name,))
         record = _record(row)
         (self.spec_dir / record.spec_file).unlink(missing_ok=True)
         shutil.rmtree(self.thumbnail_dir(record.spec_file), ignore_errors=True)
@@ -294,6 +321,26 @@ class Registry:
             raise NotFoundError(f"no model named {name!r}")
         return _record(row)
 
+    def model_hashes(self, name: str) -> list[str]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT hash FROM model_hashes WHERE name = ? ORDER BY hash", (name,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def models_with_hash(self, model_hash: str) -> list[str]:
+        """Registered models carrying a checkpoint hash (one indexed look-up, not a scan).
+        A full sha256 also matches its 10-hex A1111 form."""
+        wanted = normalise_model_hash(model_hash)
+        keys = {wanted, wanted[:10]} if len(wanted) == 64 else {wanted}
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT DISTINCT m.name FROM model_hashes h JOIN models m ON m.name = h.name "
+                f"WHERE h.hash IN ({','.join('?' * len(keys))}) ORDER BY m.name",
+                sorted(keys),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def list(self) -> list[ModelRecord]:
         with self._connect() as db:
             rows = db.execute("SELECT * FROM models ORDER BY name").fetchall()
@@ -314,33 +361,38 @@ class Registry:
         return records, [self.load_spec(r) for r in records]
 
     def learned_models(
-        self, key: str, fit: Callable[[], dict[str, RidgeModel]]
-    ) -> dict[str, RidgeModel]:
-        """The models the hub learned from its pairs, for registry state `key`: loaded if
-        stored for that state, else fitted and stored (atomically, safetensors)."""
+        self, key: str, fit: Callable[[], dict[str, RidgeModel | Calibration]]
+    ) -> dict[str, RidgeModel | Calibration]:
+        """What the hub learned from its pairs, for registry state `key`: loaded if stored for
+        that state (and in the current format), else fitted and stored (atomically,
+        safetensors)."""
         path = self.home / LEARNED_MODELS
         try:
             arrays, meta = load_with_metadata(path)
-            if meta.get("state") == key:
+            if meta.get("state") == key and meta.get("format") == LEARNED_FORMAT:
+                kinds = json.loads(meta["models"])
                 return {
-                    name: RidgeModel.from_arrays(
+                    name: LEARNED_KINDS[kind].from_arrays(
                         {
                             k.split("/", 1)[1]: v
                             for k, v in arrays.items()
                             if k.startswith(name + "/")
                         }
                     )
-                    for name in json.loads(meta["models"])
+                    for name, kind in kinds.items()
                 }
-        except (OSError, SafetensorError, ValueError, KeyError):
+        except (OSError, SafetensorError, ValueError, KeyError, AttributeError, TypeError):
             pass  # missing, stale or damaged: refit
         models = fit()
         arrays = {
             f"{name}/{k}": v for name, model in models.items() for k, v in model.arrays().items()
         }
-        atomic_write(
-            path, save(arrays, metadata={"state": key, "models": json.dumps(list(models))})
-        )
+        kinds = {
+            name: next(kind for kind, cls in LEARNED_KINDS.items() if isinstance(model, cls))
+            for name, model in models.items()
+        }
+        metadata = {"state": key, "format": LEARNED_FORMAT, "models": json.dumps(kinds)}
+        atomic_write(path, save(arrays, metadata=metadata))
         return models
 
     def orphans(self) -> list[Path]:
@@ -355,9 +407,29 @@ class Registry:
         return sorted(stray)
 
 
-def state_key(models: tuple[tuple[str, str], ...]) -> str:
-    """A digest of the registry's (name, spec hash) set: learned parts are valid for one state."""
-    return hashlib.sha256(json.dumps(sorted(models)).encode()).hexdigest()
+MODEL_HASH_PATTERN = re.compile(r"[0-9a-f]{8}|[0-9a-f]{10}|[0-9a-f]{12}|[0-9a-f]{64}")
+
+
+def normalise_model_hash(value: str) -> str:
+    """A checkpoint hash as front-ends write it: AUTOMATIC1111's AutoV2 (first 10 hex of the
+    file's sha256), the older AutoV1 (8 hex), Civitai's AutoV3 (12) or the full sha256 (64).
+    A full sha256 is stored with its 10-hex AutoV2 form, which is what images embed."""
+    text = str(value).strip().lower()
+    if not MODEL_HASH_PATTERN.fullmatch(text):
+        raise InvalidInputError(
+            f"model hash {str(value)[:80]!r} must be 8, 10, 12 or 64 hexadecimal digits"
+        )
+    return text
+
+
+def _hash_forms(model_hash: str) -> tuple[str, ...]:
+    return (model_hash, model_hash[:10]) if len(model_hash) == 64 else (model_hash,)
+
+
+def state_key(models: tuple[tuple[str, str], ...], settings: str = "") -> str:
+    """A digest of the registry's (name, spec hash) set and the settings the learned parts
+    depend on: learned parts are valid for one state."""
+    return hashlib.sha256(json.dumps([sorted(models), settings]).encode()).hexdigest()
 
 
 def _record(row: sqlite3.Row) -> ModelRecord:

@@ -240,10 +240,3 @@ def group_prompts(prompts: np.ndarray, groups: Sequence[Sequence[int]]) -> np.nd
     return (means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)).astype(
         np.float32
     )
-
-
-def distance_to_score(distance: np.ndarray, scoring: str = "rkme") -> np.ndarray:
-    """Display score in about [0, 1], higher is better, 1 a perfect match: 1 - d/2 for the
-    RKME distance, exp(-d) (the weighted kernel density itself) for local scoring."""
-    d = np.asarray(distance, dtype=np.float64)
-    return np.exp(-d) if scoring == "local" else 1.0 - d / 2.0
