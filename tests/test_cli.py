@@ -62,12 +62,14 @@ def test_identify_json_contract(hub_home, query_images):
     out = json.loads(result.stdout)
     assert isinstance(out, list) and len(out) == 3
     for entry, path in zip(out, paths, strict=True):
-        assert set(entry) == {"image", "prompt", "results"}
+        assert set(entry) == {"image", "prompt", "prompt_source", "close_match", "results"}
         assert entry["image"] == path and isinstance(entry["prompt"], str) and entry["prompt"]
+        assert entry["prompt_source"] == "interrogated" and entry["close_match"] is True
         assert [r["rank"] for r in entry["results"]] == [1, 2]
         for r in entry["results"]:
-            assert set(r) == {"rank", "model", "score"}
-            assert isinstance(r["score"], float)
+            assert set(r) == {"rank", "model", "score", "distance", "close_match", "exact_match"}
+            assert isinstance(r["score"], float) and 0.0 <= r["score"] <= 1.0
+            assert isinstance(r["distance"], float)
         scores = [r["score"] for r in entry["results"]]
         assert scores == sorted(scores, reverse=True)
     # the small zoo is easy: every held-out upload has its model in the top 2 of 3

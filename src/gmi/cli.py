@@ -95,9 +95,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         extra = {} if generated is None else {"generated": generated}
         print(json.dumps({**record.to_json(), **extra, "seconds": round(elapsed, 3)}))
     else:
+        split = f" (split {record.extra['split']!r})" if record.extra.get("split") else ""
         print(
-            f"submitted {record.name}: {record.n_images} images -> {record.n_points} spec points "
-            f"({record.encoder}) in {elapsed:.1f}s"
+            f"submitted {record.name}: {record.n_images} images{split} -> {record.n_points} "
+            f"spec points ({record.encoder}) in {elapsed:.1f}s"
         )
     return 0
 

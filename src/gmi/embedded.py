@@ -70,14 +70,16 @@ def read_embedded(image: Image.Image, label: str = "image") -> Embedded:
         return _with_warnings(parse_a1111(text, "a1111"), warnings)
     graph = _json_chunk(info, "prompt", label, warnings)
     if graph is not None:
-        found = parse_comfyui_prompt(graph)
+        found = parse_comfyui_prompt(graph, label)
         if found.prompt is not None or found.model is not None:
             return _with_warnings(found, warnings)
+        warnings += found.warnings
     workflow = _json_chunk(info, "workflow", label, warnings)
     if workflow is not None:
-        found = parse_comfyui_workflow(workflow)
+        found = parse_comfyui_workflow(workflow, label)
         if found.prompt is not None:
             return _with_warnings(found, warnings)
+        warnings += found.warnings
     comment = _exif_user_comment(info, label, warnings)
     if comment:
         return _with_warnings(parse_a1111(comment, "exif"), warnings)
@@ -138,11 +140,11 @@ def _cap(text: str | None) -> str | None:
 
 
 # -- ComfyUI ----------------------------------------------------------------------------------
-def parse_comfyui_prompt(graph: Any) -> Embedded:
+def parse_comfyui_prompt(graph: Any, label: str = "image") -> Embedded:
     """ComfyUI's executed graph: follow the sampler's `positive` / `negative` links to their
     text-encoder nodes; the checkpoint loader names the model file."""
     if not isinstance(graph, dict):
-        return Embedded(warnings=["embedded ComfyUI prompt is not a node graph; ignored"])
+        return Embedded(warnings=[f"{label}: embedded ComfyUI prompt is not a node graph; ignored"])
     nodes = {str(k): v for k, v in graph.items() if isinstance(v, dict)}
 
     def text_of(link: Any) -> str | None:
@@ -177,12 +179,12 @@ def parse_comfyui_prompt(graph: Any) -> Embedded:
     )
 
 
-def parse_comfyui_workflow(workflow: Any) -> Embedded:
+def parse_comfyui_workflow(workflow: Any, label: str = "image") -> Embedded:
     """ComfyUI's editor graph (when the executed one is missing): the first text-encoder
     node's widget text."""
     nodes = workflow.get("nodes") if isinstance(workflow, dict) else None
     if not isinstance(nodes, list):
-        return Embedded(warnings=["embedded ComfyUI workflow has no node list; ignored"])
+        return Embedded(warnings=[f"{label}: embedded ComfyUI workflow has no node list; ignored"])
     for node in nodes:
         if not isinstance(node, dict) or "TextEncode" not in str(node.get("type", "")):
             continue

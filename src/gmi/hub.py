@@ -27,7 +27,7 @@ from gmi.embedded import Embedded, read_embedded
 from gmi.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 from gmi.encoders.base import l2_normalise
 from gmi.errors import ConflictError, CorruptSpecError, InvalidInputError, NotFoundError
-from gmi.imagefolder import MAX_PROMPT_CHARS, load_imagefolder
+from gmi.imagefolder import MAX_PROMPT_CHARS, read_imagefolder
 from gmi.images import open_image
 from gmi.index import HubIndex, fit_learned, stated_prompt_weights
 from gmi.interrogators import DEFAULT_INTERROGATOR, load_interrogator
@@ -242,13 +242,16 @@ class Hub:
         progress: bool = True,
         model_hashes: list[str] | None = None,
     ) -> ModelRecord:
-        """Submit a model from an imagefolder (its generated images + metadata.jsonl)."""
+        """Submit a model from an imagefolder (its generated images + metadata.jsonl or .csv;
+        for a folder with splits, the train split, recorded as the record's extra "split")."""
         validate_name(name)
-        images, prompts = load_imagefolder(folder)
+        found = read_imagefolder(folder)
+        images = [open_image(p.path) for p in found.pairs]
         return self.submit_images(
             name,
             images,
-            prompts,
+            [p.prompt for p in found.pairs],
+            extra={"split": found.split} if found.split else None,
             description=description,
             replace=replace,
             progress=progress,
@@ -302,6 +305,7 @@ class Hub:
         replace: bool = False,
         progress: bool = True,
         model_hashes: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> ModelRecord:
         """Encode a model's (image, prompt) pairs, build its spec and store it atomically.
 
@@ -341,6 +345,7 @@ class Hub:
             replace=replace,
             thumbnails=[thumbnail_bytes(im) for im in images],
             model_hashes=model_hashes,
+            extra=extra,
         )
         self._refit()
         return record

@@ -111,8 +111,8 @@ def stated_prompt_weights(index: HubIndex, prompt_embeddings: np.ndarray) -> np.
     """Point weights [G, M, K] for prompts a user states, through the visual prompt kernel."""
     model = index.learned.get("prompt_to_visual")
     if not isinstance(model, RidgeModel):
-        _, prompt_embeddings = index.standard_prompts()
-        model = RidgeModel.fit(prompt_embeddings, index.prompt_visuals)
+        _, standard = index.standard_prompts()
+        model = RidgeModel.fit(standard, index.prompt_visuals)
     visual = model.predict(prompt_embeddings)
     return visual_prompt_weights(visual, index.point_visuals, index.stack.mask)
 

@@ -22,7 +22,7 @@ MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
 
 
 def safe_extract(archive: Path, target: Path) -> Path:
-    """Unpack an imagefolder zip into target; returns the folder holding metadata.jsonl."""
+    """Unpack an imagefolder zip into target (returned); the CLI's reader reads it."""
     try:
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
@@ -40,7 +40,4 @@ def safe_extract(archive: Path, target: Path) -> Path:
             zf.extractall(target)
     except zipfile.BadZipFile as exc:
         raise InvalidInputError("archive is not a valid zip file") from exc
-    found = sorted(target.rglob("metadata.jsonl"), key=lambda p: len(p.parts))
-    if not found:
-        raise InvalidInputError("archive has no metadata.jsonl (imagefolder layout)")
-    return found[0].parent
+    return target  # gmi.imagefolder finds the split and the metadata, as for the CLI
