@@ -114,7 +114,7 @@ def test_identify_matches_the_cli_contract_plus_evidence(server, query_images):
         ("/api/models/nope", 404),
         ("/api/models/ink-base/images/999", 404),
         ("/api/models/..%2F..%2Fetc%2Fpasswd/images/0", 404),
-        ("/api/models/ink-base/images/-1", 404),
+        ("/api/models/ink-base/images/-1", 422),  # the schema says index >= 0
         ("/static/..%2F..%2Fregistry.db", 404),
     ],
 )
@@ -124,6 +124,31 @@ def test_bad_paths_are_json_4xx(server, path, status):
     assert "error" in response.json()
 
 
+def test_405_names_the_allowed_methods_and_favicon(server):
+    response = httpx.request("PUT", f"{server}/api/models/ink-base")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) >= {"GET", "DELETE"}
+    image = httpx.delete(f"{server}/api/models/ink-base/images/0")
+    assert image.status_code == 405 and "GET" in image.headers["allow"]
+    icon = httpx.get(f"{server}/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
+
+
+def test_unauthorised_upload_is_refused_before_the_body(server):
+    """401 without reading the upload: the answer comes while the body is still unsent."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(server)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/models HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+            b"boundary=b\r\nContent-Length: 1000000000\r\n\r\n--b\r\n"
+        )
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 401")
+
+
 def test_bad_uploads_are_json_4xx(server):
     text = [("images", ("notes.png", b"just text", "image/png"))]
     response = httpx.post(f"{server}/api/identify", files=text)
@@ -131,8 +156,9 @@ def test_bad_uploads_are_json_4xx(server):
     bomb = [("images", ("big.png", declared_png(60_000, 60_000), "image/png"))]
     assert httpx.post(f"{server}/api/identify", files=bomb).status_code == 400
     many = [("images", ("x.png", b"x", "image/png"))] * 9
-    assert httpx.post(f"{server}/api/identify", files=many).status_code == 400
-    assert httpx.post(f"{server}/api/identify", files=text, data={"top": "0"}).status_code == 400
+    assert httpx.post(f"{server}/api/identify", files=many).status_code == 422  # maxItems 8
+    zero = httpx.post(f"{server}/api/identify", files=text, data={"top": "0"})
+    assert zero.status_code == 422 and "top" in zero.json()["error"]  # minimum 1
     assert httpx.post(f"{server}/api/identify").status_code == 422  # no images at all
 
 
@@ -150,7 +176,7 @@ def test_admin_writes(server, submissions, tmp_path):
     assert added.status_code == 201, added.text
     assert added.json()["n_images"] == 12
     again = httpx.post(f"{server}/api/models", data=data, files=files, headers=auth, timeout=120)
-    assert again.status_code == 409
+    assert again.status_code == 409 and "replace=true" in again.json()["error"]
     evil = io.BytesIO()
     with zipfile.ZipFile(evil, "w") as zf:
         zf.writestr("../../escape.txt", "x")
@@ -168,7 +194,9 @@ def test_admin_writes(server, submissions, tmp_path):
         headers=auth,
         files={"archive": ("n.zip", archive, "application/zip")},
     )
-    assert bad_name.status_code == 400
+    assert bad_name.status_code == 422 and "name" in bad_name.json()["error"]
+    raw_token = {"Authorization": TOKEN}  # only the documented Bearer scheme is accepted
+    assert httpx.delete(f"{server}/api/models/ink-base", headers=raw_token).status_code == 401
     folder = submissions["neon-base"]
     loose = [("files", (p.name, p.read_bytes(), "image/png")) for p in sorted(folder.glob("*.png"))]
     as_files = httpx.post(

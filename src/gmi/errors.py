@@ -14,6 +14,10 @@ class InvalidInputError(GmiError):
     exit_code = 2
 
 
+class PayloadTooLargeError(InvalidInputError):
+    """An upload over a size limit (HTTP 413)."""
+
+
 class NotFoundError(GmiError):
     """A model, registry or file that does not exist."""
 
@@ -36,3 +40,11 @@ class UnknownPluginError(GmiError):
     """An encoder / interrogator / generator name that is not registered."""
 
     exit_code = 2
+
+
+def already_exists(name: str) -> ConflictError:
+    """The one message for a name clash, right for the CLI and for HTTP clients alike."""
+    return ConflictError(
+        f"model {name!r} already exists (to overwrite it: --replace on the command line, "
+        "replace=true over HTTP)"
+    )

@@ -26,7 +26,13 @@ from gmi.augment import AUGMENTS, DEFAULT_AUGMENT, spec_views
 from gmi.embedded import Embedded, read_embedded
 from gmi.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 from gmi.encoders.base import l2_normalise
-from gmi.errors import ConflictError, CorruptSpecError, InvalidInputError, NotFoundError
+from gmi.errors import (
+    ConflictError,
+    CorruptSpecError,
+    InvalidInputError,
+    NotFoundError,
+    already_exists,
+)
 from gmi.imagefolder import MAX_PROMPT_CHARS, read_imagefolder
 from gmi.images import open_image
 from gmi.index import HubIndex, fit_learned, stated_prompt_weights
@@ -277,7 +283,7 @@ class Hub:
 
         validate_name(name)
         if not replace and self.exists() and self.registry().exists(name):
-            raise ConflictError(f"model {name!r} already exists (use --replace to overwrite it)")
+            raise already_exists(name)
         folder = (
             Path(keep_images) if keep_images else self.home / "generated" / name.replace("/", "__")
         )
@@ -321,7 +327,7 @@ class Hub:
             raise InvalidInputError("a specification needs at least 2 generated images")
         settings = self.settings()
         if not replace and self.exists() and self.registry().exists(name):
-            raise ConflictError(f"model {name!r} already exists (use --replace to overwrite it)")
+            raise already_exists(name)
         encoder = load_encoder(settings["encoder"])
         views = spec_views(list(images), settings["augment"])
         features = encode_images_with_progress(encoder, views, f"encoding {name}", progress)

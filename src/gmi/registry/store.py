@@ -30,7 +30,12 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.numpy import save
 
-from gmi.errors import ConflictError, CorruptSpecError, InvalidInputError, NotFoundError
+from gmi.errors import (
+    CorruptSpecError,
+    InvalidInputError,
+    NotFoundError,
+    already_exists,
+)
 from gmi.registry.atomic import atomic_write, fsync_dir
 from gmi.safetensors_io import load_with_metadata
 from gmi.spec.calibration import Calibration
@@ -43,7 +48,9 @@ LEARNED_MODELS = "learned.safetensors"
 LEARNED_FORMAT = "2"  # 2: models map name -> kind (ridge, calibration)
 LEARNED_KINDS = {"ridge": RidgeModel, "calibration": Calibration}
 SPEC_DIR = "specs"
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+# A model name; matched whole (fullmatch: "$" would also match before a trailing newline)
+NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?"
+NAME_PATTERN = re.compile(NAME_REGEX)
 MAX_NAME = 128
 MAX_DESCRIPTION = 4000
 
@@ -89,7 +96,7 @@ def validate_name(name: str) -> str:
         raise InvalidInputError("model name must not be empty")
     if len(name) > MAX_NAME:
         raise InvalidInputError(f"model name longer than {MAX_NAME} characters")
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidInputError(
             f"invalid model name {name!r}: use letters, digits, '.', '_', '-' "
             "(optionally 'owner/name'), starting with a letter or digit"
@@ -219,7 +226,7 @@ class Registry:
         spec_file = f"{uuid.uuid4().hex}.safetensors"
         now = time.time()
         if not replace and self.exists(name):  # early, friendly check; re-checked under lock
-            raise ConflictError(f"model {name!r} already exists (use --replace to overwrite it)")
+            raise already_exists(name)
         atomic_write(self.spec_dir / spec_file, data)
         if thumbnails:
             self._write_thumbnails(spec_file, thumbnails)
@@ -230,9 +237,7 @@ class Registry:
                     "SELECT spec_file, created, description FROM models WHERE name = ?", (name,)
                 ).fetchone()
                 if row is not None and not replace:
-                    raise ConflictError(
-                        f"model {name!r} already exists (use --replace to overwrite it)"
-                    )
+                    raise already_exists(name)
                 created = row["created"] if row is not None else now
                 old_file = row["spec_file"] if row is not None else None
                 if description is None:

@@ -9,47 +9,105 @@
     DELETE /api/models/{name}             remove a model (admin)
     GET  /, /gallery, /admin              the web pages (static, offline)
 
-Writes need `Authorization: Bearer $GMI_ADMIN_TOKEN` (compared in constant time); with no token
-configured, writes are disabled. Errors are JSON `{"error": "..."}` with a 4xx status; an
-unexpected failure is a 500 with no internals. CORS is off (same-origin page only).
+Writes need `Authorization: Bearer $GMI_ADMIN_TOKEN` (compared in constant time; only the Bearer
+scheme); with no token configured, writes are disabled (403). Errors are JSON `{"error": "..."}`
+with a 4xx status; an unexpected failure is a 500 with no internals. CORS is off (same-origin
+page only). The OpenAPI schema (/openapi.json) is generated from the routes and
+gmi.server.schemas and patched by gmi.server.openapi so that it says what the server does;
+schemathesis checks it against a live server in the tests.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+import re
 import tempfile
 import threading
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, Header, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gmi import __version__
-from gmi.errors import ConflictError, GmiError, InvalidInputError, NotFoundError
+from gmi.errors import (
+    ConflictError,
+    GmiError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 from gmi.hub import Hub
+from gmi.imagefolder import MAX_PROMPT_CHARS
 from gmi.images import open_image
+from gmi.registry.store import MAX_DESCRIPTION, MAX_NAME, NAME_REGEX
+from gmi.server import schemas
+from gmi.server.openapi import error_responses, install_openapi
 from gmi.server.uploads import (
     MAX_ARCHIVE_BYTES,
+    MAX_ARCHIVE_MEMBERS,
     MAX_IMAGE_BYTES,
     MAX_QUERY_IMAGES,
     safe_extract,
 )
 
-STATUS = {InvalidInputError: 400, NotFoundError: 404, ConflictError: 409}
+NAME_SCHEMA_PATTERN = f"^{NAME_REGEX}$"
+
+
+class ModelNameConvertor(Convertor):
+    """`{name:model}` in a route: exactly a valid model name (one optional "owner/"), so a
+    route for /api/models/{name} never swallows /api/models/{name}/images/{index}."""
+
+    regex = NAME_REGEX.replace("(", "(?:")
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("model", ModelNameConvertor())
+ModelName = Annotated[
+    str,
+    PathParam(
+        min_length=1, max_length=MAX_NAME, pattern=NAME_SCHEMA_PATTERN, description="model name"
+    ),
+]
+STATUS = {
+    PayloadTooLargeError: 413,
+    InvalidInputError: 400,
+    NotFoundError: 404,
+    ConflictError: 409,
+}
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    '<rect width="32" height="32" rx="6" fill="#2b59c3"/>'
+    '<circle cx="13" cy="13" r="7" fill="none" stroke="#fff" stroke-width="3"/>'
+    '<path d="M18 18l8 8" stroke="#fff" stroke-width="3" stroke-linecap="round"/></svg>'
+)
 
 
 class Unauthorized(GmiError):
-    pass
+    """No or a wrong bearer token (401)."""
+
+
+class WritesDisabled(GmiError):
+    """The server has no admin token, so it accepts no writes (403)."""
 
 
 def _status(exc: GmiError) -> int:
     if isinstance(exc, Unauthorized):
-        return 401 if "token" in str(exc) and "disabled" not in str(exc) else 403
+        return 401
+    if isinstance(exc, WritesDisabled):
+        return 403
     for kind, code in STATUS.items():
         if isinstance(exc, kind):
             return code
@@ -62,7 +120,7 @@ async def _read_limited(upload: UploadFile, limit: int, label: str) -> bytes:
     while chunk := await upload.read(1024 * 1024):
         size += len(chunk)
         if size > limit:
-            raise InvalidInputError(f"{label}: larger than {limit // 2**20} MiB")
+            raise PayloadTooLargeError(f"{label}: larger than {limit // 2**20} MiB")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -84,20 +142,51 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
 
         load_encoder(hub.settings()["encoder"])
 
-    def require_admin(authorization: str | None) -> None:
+    def require_admin(request: Request) -> None:
         if not token:
-            raise Unauthorized("writes are disabled: the server has no GMI_ADMIN_TOKEN")
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise Unauthorized("a valid admin bearer token is required")
+            raise WritesDisabled("writes are disabled: the server has no GMI_ADMIN_TOKEN")
+        scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise Unauthorized("a valid admin token is required (Authorization: Bearer <token>)")
+
+    write_path = re.compile(rf"/api/models(/{ModelNameConvertor.regex})?")
+
+    @app.middleware("http")
+    async def admin_first(request: Request, call_next: Any) -> Response:
+        """Writes are authorised before their body is read: an unauthorised upload is refused
+        without spooling a byte of it."""
+        path = request.url.path
+        wanted = (request.method == "POST" and path == "/api/models") or (
+            request.method == "DELETE" and write_path.fullmatch(path) and path != "/api/models"
+        )
+        if wanted:
+            try:
+                require_admin(request)
+            except GmiError as exc:
+                return await gmi_error(request, exc)
+        return await call_next(request)
 
     @app.exception_handler(GmiError)
     async def gmi_error(request: Request, exc: GmiError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=_status(exc))
+        status = _status(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Allow: every method of every route for this path
+            methods = set()
+            for route in app.router.routes:
+                match, _ = route.matches(request.scope)
+                if match in (Match.PARTIAL, Match.FULL):
+                    methods |= set(getattr(route, "methods", None) or ())
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -110,21 +199,38 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": "internal error"}, status_code=500)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=schemas.HealthOut)
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "models": len(hub.models()), "version": __version__}
 
-    @app.post("/api/identify")
+    @app.post(
+        "/api/identify",
+        response_model=list[schemas.IdentifyOut],
+        responses=error_responses(400, 404, 413),
+        summary="Rank the hub's models for example images",
+    )
     async def identify(
-        images: Annotated[list[UploadFile], File(description="one or more example images")],
-        top: Annotated[int, Form()] = 5,
-        together: Annotated[bool, Form()] = False,
-        prompt: Annotated[str | None, Form()] = None,
+        images: Annotated[
+            list[UploadFile],
+            File(
+                description="one or more example images (PNG, JPEG, WebP, GIF, BMP, TIFF); "
+                f"at most {MAX_IMAGE_BYTES // 2**20} MiB each",
+                min_length=1,
+                max_length=MAX_QUERY_IMAGES,
+            ),
+        ],
+        top: Annotated[int, Form(ge=1, le=100, description="how many models to list")] = 5,
+        together: Annotated[
+            bool, Form(description="all images are examples of ONE requirement")
+        ] = False,
+        prompt: Annotated[
+            str | None,
+            Form(
+                max_length=MAX_PROMPT_CHARS,
+                description="the prompt you will use, if you know it (empty: none)",
+            ),
+        ] = None,
     ) -> list[dict[str, Any]]:
-        if not 1 <= len(images) <= MAX_QUERY_IMAGES:
-            raise InvalidInputError(f"send 1 to {MAX_QUERY_IMAGES} images")
-        if not 1 <= top <= 100:
-            raise InvalidInputError("top must be between 1 and 100")
         decoded = []
         for i, upload in enumerate(images):
             label = upload.filename or f"image {i}"
@@ -138,7 +244,9 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
         for i, (result, evidence) in enumerate(zip(results, why, strict=True)):
             entry = result.to_json()
             entry["image"] = (
-                [images[j].filename for j in range(len(images))] if together else images[i].filename
+                [images[j].filename or f"image {j}" for j in range(len(images))]
+                if together
+                else images[i].filename or f"image {i}"
             )
             for item in entry["results"]:
                 item["description"] = descriptions.get(item["model"], "")
@@ -159,32 +267,79 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
             ],
         }
 
-    @app.get("/api/models")
+    @app.get("/api/models", response_model=list[schemas.ModelDetailOut], summary="The catalogue")
     def list_models() -> list[dict[str, Any]]:
         return [model_json(r.name, 4) for r in hub.models()]
 
-    @app.get("/api/models/{name:path}/images/{index}")
-    def model_image(name: str, index: int) -> FileResponse:
+    @app.get(
+        "/api/models/{name:model}/images/{index}",
+        response_class=FileResponse,
+        responses={
+            200: {
+                "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+                "description": "the example image, a JPEG thumbnail",
+            },
+            **error_responses(404),
+        },
+        summary="An example image of a model",
+    )
+    def model_image(
+        name: ModelName,
+        index: Annotated[int, PathParam(ge=0, le=1_000_000, description="image index")],
+    ) -> FileResponse:
         record = hub.registry().get(name) if hub.exists() else None
         if record is None:
             raise NotFoundError(f"no model named {name!r}")
         return FileResponse(hub.registry().thumbnail(record, index), media_type="image/jpeg")
 
-    @app.get("/api/models/{name:path}")
-    def get_model(name: str) -> dict[str, Any]:
+    @app.get(
+        "/api/models/{name:model}",
+        response_model=schemas.ModelDetailOut,
+        responses=error_responses(404),
+        summary="One model, with example prompts and image URLs",
+    )
+    def get_model(name: ModelName) -> dict[str, Any]:
         return model_json(name, 12)
 
-    @app.post("/api/models", status_code=201)
+    @app.post(
+        "/api/models",
+        status_code=201,
+        response_model=schemas.ModelOut,
+        responses=error_responses(400, 401, 403, 409, 413),
+        summary="Add a model (admin)",
+        description="Send the model's generated images as an imagefolder: either a zip as "
+        "`archive` (metadata.jsonl or metadata.csv naming each image and its prompt; a "
+        "train/ split is read as `datasets` reads it), or the images as `files` plus the "
+        "`metadata` text (metadata.jsonl lines naming the files). Needs "
+        "`Authorization: Bearer <admin token>`.",
+        openapi_extra={"security": [{"bearer": []}]},
+    )
     async def add_model(
-        name: Annotated[str, Form()],
-        description: Annotated[str, Form()] = "",
+        request: Request,
+        # required (the schema says so, see gmi.server.openapi), but checked by the handler so
+        # that a missing or empty name is a 400 with a message, like any other bad name
+        name: Annotated[
+            str, Form(min_length=1, max_length=MAX_NAME, pattern=NAME_SCHEMA_PATTERN)
+        ] = "",
+        description: Annotated[
+            str | None,
+            Form(max_length=MAX_DESCRIPTION, description="kept on replace when omitted"),
+        ] = None,
         replace: Annotated[bool, Form()] = False,
-        archive: Annotated[UploadFile | None, File()] = None,
-        files: Annotated[list[UploadFile] | None, File()] = None,
-        metadata: Annotated[str | None, Form()] = None,
-        authorization: Annotated[str | None, Header()] = None,
+        archive: Annotated[
+            UploadFile | None,
+            File(description=f"imagefolder zip, at most {MAX_ARCHIVE_BYTES // 2**20} MiB"),
+        ] = None,
+        files: Annotated[
+            list[UploadFile] | None,
+            File(description="the images, named as in `metadata`", max_length=MAX_ARCHIVE_MEMBERS),
+        ] = None,
+        metadata: Annotated[
+            str | None,
+            Form(description="metadata.jsonl text for `files`", max_length=MAX_ARCHIVE_BYTES),
+        ] = None,
     ) -> dict[str, Any]:
-        require_admin(authorization)
+        require_admin(request)
         with tempfile.TemporaryDirectory(prefix="gmi-upload-") as tmp:
             root = Path(tmp)
             if archive is not None:
@@ -197,12 +352,12 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
                 total = 0
                 for upload in files:
                     fname = Path(upload.filename or "").name
-                    if not fname or fname in ("metadata.jsonl", ".", ".."):
+                    if not fname or fname in ("metadata.jsonl", "metadata.csv", ".", ".."):
                         raise InvalidInputError(f"bad file name {upload.filename!r}")
                     data = await _read_limited(upload, MAX_IMAGE_BYTES, fname)
                     total += len(data)
                     if total > MAX_ARCHIVE_BYTES:
-                        raise InvalidInputError("upload larger than the limit")
+                        raise PayloadTooLargeError("upload larger than the limit")
                     (folder / fname).write_bytes(data)
                 (folder / "metadata.jsonl").write_text(metadata, encoding="utf-8")
             else:
@@ -216,11 +371,15 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
                 )
         return record.to_json()
 
-    @app.delete("/api/models/{name:path}")
-    def delete_model(
-        name: str, authorization: Annotated[str | None, Header()] = None
-    ) -> dict[str, Any]:
-        require_admin(authorization)
+    @app.delete(
+        "/api/models/{name:model}",
+        response_model=schemas.RemovedOut,
+        responses=error_responses(401, 403, 404),
+        summary="Remove a model (admin)",
+        openapi_extra={"security": [{"bearer": []}]},
+    )
+    def delete_model(request: Request, name: ModelName) -> dict[str, Any]:
+        require_admin(request)
         with lock:
             record = hub.remove(name)
         return {"removed": record.name}
@@ -240,6 +399,11 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
     def admin_page() -> HTMLResponse:
         return page("admin.html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    @app.get("/favicon.svg", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(FAVICON, media_type="image/svg+xml")
+
     @app.get("/static/{filename}", include_in_schema=False)
     def static_file(filename: str) -> Response:
         allowed = {"app.css": "text/css", "app.js": "text/javascript"}
@@ -249,5 +413,6 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
             static.joinpath(filename).read_text(encoding="utf-8"), media_type=allowed[filename]
         )
 
+    install_openapi(app)
     app.state.hub = hub
     return app

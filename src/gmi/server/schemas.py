@@ -1,0 +1,93 @@
+"""The HTTP API's response bodies, as pydantic models: the OpenAPI schema is generated from
+them, and every response is validated against them, so the schema cannot drift from what the
+server sends (schemathesis checks both against a live server in the tests)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx answer: one human-readable line."""
+
+    error: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    models: int = Field(ge=0)
+    version: str
+
+
+class EvidenceOut(BaseModel):
+    """A spec image of the model close to the query: why it ranked where it did."""
+
+    image: int = Field(ge=0, description="index of the model's example image")
+    prompt: str
+    similarity: float = Field(description="cosine similarity of the image features")
+    url: str
+
+
+class MatchOut(BaseModel):
+    rank: int = Field(ge=1)
+    model: str
+    score: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="calibrated on the hub's own images: 1 = as close as the closest of the "
+        "models' own images, 0.5 = like a typical one, 0 = farther than all of them",
+    )
+    distance: float = Field(description="raw distance of the scoring rule; lower is better")
+    close_match: bool = Field(description="within the range of the hub's genuine matches")
+    exact_match: bool = Field(
+        description="the image's embedded generation metadata names this model's checkpoint hash"
+    )
+    description: str
+    evidence: list[EvidenceOut]
+
+
+class EmbeddedOut(BaseModel):
+    """Generation metadata the image carried (AUTOMATIC1111, ComfyUI or EXIF)."""
+
+    source: Literal["a1111", "comfyui", "exif"]
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    model_hash: str | None = None
+    model: str | None = None
+
+
+class IdentifyOut(BaseModel):
+    """One requirement's ranking (one image, or all images with together=true)."""
+
+    image: str | list[str]
+    prompt: str
+    prompt_source: Literal["interrogated", "stated", "embedded"]
+    close_match: bool = Field(description="false: none of the listed models is a close match")
+    results: list[MatchOut]
+    embedded: EmbeddedOut | list[EmbeddedOut | None] | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ModelOut(BaseModel):
+    """A registered model (the catalogue entry)."""
+
+    name: str
+    description: str
+    encoder: str
+    n_images: int = Field(ge=0)
+    n_points: int = Field(ge=0)
+    created: float
+    updated: float
+    spec_sha256: str
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelDetailOut(ModelOut):
+    example_prompts: list[str]
+    images: list[str] = Field(description="URLs of example images (JPEG thumbnails)")
+
+
+class RemovedOut(BaseModel):
+    removed: str
