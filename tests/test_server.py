@@ -3,7 +3,6 @@ a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium).
 
 import contextlib
 import io
-import json
 import os
 import shutil
 import socket
@@ -227,6 +226,7 @@ def _browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     for flag in (
         "--headless=new",
         "--no-sandbox",
@@ -242,23 +242,44 @@ def _browser():
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
-def test_web_page_in_headless_chromium(server, query_images, tmp_path):
+def _identify_in_page(browser, image: Path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
+    file_input = browser.find_element(By.ID, "file")
+    browser.execute_script("arguments[0].style.display = 'block'", file_input)
+    file_input.send_keys(str(image))
+    browser.execute_script("arguments[0].style.display = 'none'", file_input)
+    WebDriverWait(browser, 10).until(ec.element_to_be_clickable((By.ID, "go"))).click()
+    return WebDriverWait(browser, 60).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "#ranking .card")
+    )
+
+
+def test_web_page_in_headless_chromium(server, query_images, tmp_path):
+    from PIL import Image, PngImagePlugin
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    noise = tmp_path / "noise.png"  # nothing any model draws
+    Image.effect_noise((320, 240), 120).convert("RGB").save(noise)
+    embedded = tmp_path / "a1111.png"
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a castle at night\nSteps: 20, Seed: 1, Size: 512x512, Model: x")
+    Image.open(query_images["ink-base"]).convert("RGB").save(embedded, pnginfo=info)
+
     browser = _browser()
     try:
         browser.get(server + "/")
-        file_input = browser.find_element(By.ID, "file")
-        browser.execute_script("arguments[0].style.display = 'block'", file_input)
-        file_input.send_keys(str(query_images["ink-base"]))
-        browser.execute_script("arguments[0].style.display = 'none'", file_input)
-        WebDriverWait(browser, 10).until(ec.element_to_be_clickable((By.ID, "go"))).click()
-        cards = WebDriverWait(browser, 60).until(
-            lambda b: b.find_elements(By.CSS_SELECTOR, "#ranking .card")
-        )
+        cards = _identify_in_page(browser, query_images["ink-base"])
         assert cards[0].get_attribute("data-model") == "ink-base"
+        score = float(cards[0].find_element(By.CSS_SELECTOR, ".score strong").text)
+        assert 0.0 < score <= 1.0  # a real match reads as one
+        assert "close match" in cards[0].text
+        prompt = browser.find_element(By.CSS_SELECTOR, "#results .prompt").text
+        assert prompt.startswith("Guessed prompt")
+        assert not browser.find_elements(By.ID, "no-match")
         WebDriverWait(browser, 20).until(
             lambda b: b.execute_script(
                 "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
@@ -269,6 +290,19 @@ def test_web_page_in_headless_chromium(server, query_images, tmp_path):
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         if os.environ.get("GMI_UPDATE_SCREENSHOT"):
             shutil.copy(shot, DOCS / "screenshot.png")
+
+        browser.get(server + "/")
+        _identify_in_page(browser, noise)
+        message = browser.find_element(By.ID, "no-match").text
+        assert message.startswith("No close match")
+        if os.environ.get("GMI_UPDATE_SCREENSHOT"):
+            browser.save_screenshot(str(DOCS / "screenshot-no-match.png"))
+
+        browser.get(server + "/")
+        _identify_in_page(browser, embedded)
+        prompt = browser.find_element(By.CSS_SELECTOR, "#results .prompt").text
+        assert prompt == "Prompt embedded in the image: a castle at night"
+
         browser.get(server + "/gallery")
         WebDriverWait(browser, 20).until(
             lambda b: len(b.find_elements(By.CSS_SELECTOR, "#gallery .card")) == 3
@@ -277,6 +311,14 @@ def test_web_page_in_headless_chromium(server, query_images, tmp_path):
         browser.get(server + "/")
         width = browser.execute_script("return document.documentElement.scrollWidth")
         assert width <= 390  # no horizontal scrolling on a phone
+        _identify_in_page(browser, query_images["ink-base"])
+        WebDriverWait(browser, 10).until(  # the results were scrolled into view
+            lambda b: b.execute_script(
+                "const r = document.getElementById('ranking').getBoundingClientRect();"
+                "return window.scrollY > 0 && r.top < window.innerHeight;"
+            )
+        )
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []  # no 404 (favicon) or script error in the console
     finally:
         browser.quit()
-    json.dumps({})  # keep json imported for helpers above

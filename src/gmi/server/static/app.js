@@ -63,22 +63,44 @@ function setupFinder() {
     }
   });
 
+  const PROMPT_LABELS = {
+    interrogated: "Guessed prompt (read from the image, may be wrong): ",
+    stated: "Your prompt: ",
+    embedded: "Prompt embedded in the image: ",
+  };
+
   function render(result) {
-    out.append(el("div", { class: "prompt" }, el("strong", {}, "Prompt: "), result.prompt || "(none)"));
+    for (const warning of result.warnings || []) {
+      out.append(el("div", { class: "notice" }, `Note: ${warning}`));
+    }
+    out.append(el("div", { class: "prompt", "data-source": result.prompt_source },
+      el("strong", {}, PROMPT_LABELS[result.prompt_source] || "Prompt: "), result.prompt || "(none)"));
+    if (!result.close_match) {
+      out.append(el("div", { class: "no-match", id: "no-match", role: "status" },
+        el("strong", {}, "No close match. "),
+        "None of this hub's models makes images like this one: every score is below what the " +
+        "models' own images score. The closest models are listed below anyway."));
+    }
+    out.append(el("p", { class: "legend" },
+      "Score: how your image compares with each model's own images. 1 = as close as the " +
+      "closest of them, 0.5 = like a typical one, 0 = farther than all of them."));
     const cards = el("div", { class: "cards", id: "ranking" });
-    const best = Math.max(...result.results.map((r) => r.score), 1e-12);
     for (const r of result.results) {
-      // bar: how close to the best match, on a log scale (1 = the best, 1e-4 of it = empty)
-      const pct = Math.max(0, 1 + Math.log10(Math.max(r.score, 1e-300) / best) / 4) * 100;
-      const bar = el("div", { class: "bar", title: `score ${r.score.toFixed(3)}` }, el("span", { style: `width:${pct.toFixed(1)}%` }));
-      cards.append(el("article", { class: "card", "data-model": r.model },
+      const verdict = r.exact_match ? "exact match (checkpoint hash in the image)"
+        : r.close_match ? "close match" : "not a close match";
+      const bar = el("div", { class: "bar", title: `score ${r.score.toFixed(2)}` },
+        el("span", { style: `width:${(100 * r.score).toFixed(1)}%` }));
+      cards.append(el("article", { class: `card${r.close_match ? "" : " far"}`, "data-model": r.model },
         el("div", { class: "rank" }, String(r.rank)),
         el("div", { class: "name" }, r.model),
         el("div", { class: "desc" }, r.description || ""),
+        el("div", { class: "score" }, el("strong", {}, r.score.toFixed(2)), ` · ${verdict}`),
         bar,
         thumbs(r.evidence || [])));
     }
     out.append(cards);
+    // on a phone the results start below the fold: bring them into view
+    out.scrollIntoView({ behavior: "smooth", block: "start" });
   }
 }
 
