@@ -99,13 +99,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         hub = Hub(args.home) if args.home else build_zoo_hub(Path(tmp) / "hub")
         names = hub.index().names
-        zoo_queries = []
+        zoo_queries, truth = [], []
         for m, name in enumerate(names):
             for k in range(args.queries_per_model):
                 data, _ = query_upload(name, (m * args.queries_per_model + k) % 48)
                 zoo_queries.append(Image.open(io.BytesIO(data)).convert("RGB"))
+                truth.append(name)
         outside = out_of_zoo_images()
-        zoo_best = np.array([r.results[0].distance for r in hub.identify(zoo_queries, top=1)])
+        zoo_results = hub.identify(zoo_queries, top=len(names))
+        zoo_best = np.array([r.results[0].distance for r in zoo_results])
+        true_scores = np.array(
+            [
+                next(m.score for m in r.results if m.model == t)
+                for r, t in zip(zoo_results, truth, strict=True)
+            ]
+        )
         out_results = hub.identify([im for _, im in outside], top=1)
         out_best = np.array([r.results[0].distance for r in out_results])
         held_out = hub.index().learned["calibration"].held_out
@@ -130,6 +138,11 @@ def main() -> int:
             for (name, _), d in zip(outside, out_best, strict=True)
             if d <= float(np.quantile(held_out, CLOSE_QUANTILE))
         ],
+        "true_model_score_median": round(float(np.median(true_scores)), 3),
+        "true_model_score_quartiles": [
+            round(float(q), 3) for q in np.quantile(true_scores, [0.25, 0.75])
+        ],
+        "top_score_median": round(float(np.median([r.results[0].score for r in zoo_results])), 3),
         "zoo_best_distance_max": round(float(zoo_best.max()), 3),
         "out_of_zoo_best_distance_min": round(float(out_best.min()), 3),
         "held_out_max": round(float(held_out.max()), 3),
@@ -149,6 +162,11 @@ def main() -> int:
     print(
         f"largest zoo distance {report['zoo_best_distance_max']}, smallest out-of-zoo "
         f"distance {report['out_of_zoo_best_distance_min']}"
+    )
+    print(
+        f"score of the true model on zoo queries: median {report['true_model_score_median']}, "
+        f"quartiles {report['true_model_score_quartiles']}; top score median "
+        f"{report['top_score_median']}"
     )
     print("false alarms at the default:", ", ".join(report["false_alarms_at_default"]) or "none")
     return 0

@@ -23,6 +23,16 @@ def tiny(tmp_path_factory):
 
 
 def test_submit_from_a_diffusers_pipeline_resumes(tiny, tmp_path):
+    import hashlib
+    import shutil
+
+    from PIL import Image, PngImagePlugin
+
+    # a single-file checkpoint beside the diffusers folders, as hub repositories ship one: its
+    # A1111 "Model hash" (sha256[:10]) is recorded at submit
+    checkpoint = tiny["sd"] / "tiny-sd.safetensors"
+    shutil.copy(next((tiny["sd"] / "unet").glob("*.safetensors")), checkpoint)
+    autov2 = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:10]
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# four prompts\na red cat\na blue house\na dog at night\na castle\n")
     keep = tmp_path / "generated"
@@ -48,6 +58,16 @@ def test_submit_from_a_diffusers_pipeline_resumes(tiny, tmp_path):
     assert first.returncode == 0, first.stderr
     record = json.loads(first.stdout)
     assert record["n_images"] == 8 and record["generated"] == 8
+    info = json.loads(run_gmi("info", "tiny-sd", "--json", home=tmp_path / "hub").stdout)
+    assert autov2 in info["model_hashes"]
+    made = tmp_path / "made-by-tiny-sd.png"  # an image a front-end saved with that checkpoint
+    pnginfo = PngImagePlugin.PngInfo()
+    pnginfo.add_text("parameters", f"a red cat\nSteps: 2, Seed: 1, Model hash: {autov2}")
+    Image.open(keep / "0000_0.png").save(made, pnginfo=pnginfo)
+    found = run_gmi("identify", str(made), "--json", home=tmp_path / "hub")
+    [entry] = json.loads(found.stdout)
+    assert entry["results"][0] == {**entry["results"][0], "model": "tiny-sd", "exact_match": True}
+    assert entry["prompt_source"] == "embedded" and entry["prompt"] == "a red cat"
     lines = (keep / "metadata.jsonl").read_text().splitlines()
     assert len(lines) == 8 and json.loads(lines[0])["text"] == "a red cat"
     again = run_gmi(*args, "--replace", home=tmp_path / "hub")

@@ -23,6 +23,21 @@ from gmi.zoo.export import query_upload, spec_images
 DEFAULT_DEMO_HOME = Path("demo-hub")
 
 
+def gmi_command() -> str:
+    """How to call gmi from here: plain `gmi` when it is on PATH, else its path in the venv
+    (after `make demo`, `.venv/bin/gmi` unless the venv is activated)."""
+    found = shutil.which("gmi")
+    local = Path(sys.executable).with_name("gmi")
+    if found and Path(found).resolve() == local.resolve():
+        return "gmi"
+    if local.exists():
+        try:
+            return str(local.relative_to(Path.cwd()))
+        except ValueError:
+            return str(local)
+    return "gmi"
+
+
 def _fresh_home(home: Path) -> None:
     """Start the demo hub from scratch, but never delete a folder that is not a gmi hub."""
     if home.exists():
@@ -108,5 +123,5 @@ def run_demo(
         f"\ntop-1 hit rate: {top1:.2f}   top-4 hit rate: {top4:.2f}   mean rank: "
         f"{summary['mean_rank']:.2f}   ({len(ranks)} queries, identified in {identified:.1f}s)"
     )
-    print(f"Try it yourself:  gmi --home {home} identify {paths[0]}")
+    print(f"Try it yourself:  {gmi_command()} --home {home} identify {paths[0]}")
     return 0
