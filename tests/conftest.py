@@ -32,6 +32,16 @@ def submissions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {m: make_submission(root / m, m) for m in SMALL_ZOO}
 
 
+def build_hub(home: Path, submissions: dict[str, Path], names=SMALL_ZOO[:3]) -> Path:
+    """A real hub of small-zoo models (Python API), each described as 'the <name> model'."""
+    from gmi.hub import Hub
+
+    hub = Hub(home)
+    for name in names:
+        hub.submit_folder(name, submissions[name], description=f"the {name} model", progress=False)
+    return home
+
+
 @pytest.fixture(scope="session")
 def query_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One held-out JPEG upload per small-zoo model."""

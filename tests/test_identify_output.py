@@ -279,32 +279,18 @@ def test_warm_process_with_mixed_sources(hub_home, tmp_path, query_images):
 
 # -- submit papercuts -------------------------------------------------------------------------
 def test_replace_keeps_description_and_hashes(hub_home, submissions):
-    home = hub_home
-    done = run_gmi(
-        "submit",
-        "neon-base",
-        "--images",
-        str(submissions["neon-base"]),
-        "--replace",
-        "--quiet",
-        "--description",
-        "glowing signs",
-        home=home,
-    )
-    assert done.returncode == 0, done.stderr
-    again = run_gmi(
-        "submit",
-        "neon-base",
-        "--images",
-        str(submissions["neon-base"]),
-        "--replace",
-        "--quiet",
-        home=home,
-    )
-    assert again.returncode == 0, again.stderr
-    info = json.loads(run_gmi("info", "neon-base", "--json", home=home).stdout)
+    def replace_neon(*extra: str):
+        folder = str(submissions["neon-base"])
+        done = run_gmi(
+            "submit", "neon-base", "--images", folder, "--replace", *extra, home=hub_home
+        )
+        assert done.returncode == 0, done.stderr
+
+    replace_neon("--quiet", "--description", "glowing signs")
+    replace_neon("--quiet")
+    info = json.loads(run_gmi("info", "neon-base", "--json", home=hub_home).stdout)
     assert info["description"] == "glowing signs"
-    ink = json.loads(run_gmi("info", "ink-base", "--json", "--home", str(home)).stdout)
+    ink = json.loads(run_gmi("info", "ink-base", "--json", "--home", str(hub_home)).stdout)
     assert ink["model_hashes"] == [HASH]  # --home after the subcommand works too
 
 

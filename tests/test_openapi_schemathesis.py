@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from test_server import TOKEN, running_server
 
-from conftest import SMALL_ZOO
-from gmi.hub import Hub
+from conftest import build_hub
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_PER_OPERATION = 12
@@ -24,11 +23,7 @@ EXAMPLES_PER_OPERATION = 12
 
 @pytest.fixture(scope="module")
 def small_hub(tmp_path_factory, submissions):
-    home = tmp_path_factory.mktemp("schema-hub")
-    hub = Hub(home)
-    for name in SMALL_ZOO[:3]:
-        hub.submit_folder(name, submissions[name], description=f"the {name} model", progress=False)
-    return home
+    return build_hub(tmp_path_factory.mktemp("schema-hub"), submissions)
 
 
 def run_schemathesis(base: str, token: str | None) -> tuple[int, str]:

@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import SMALL_ZOO, declared_png
-from gmi.hub import Hub
+from conftest import SMALL_ZOO, build_hub, declared_png
 
 TOKEN = "test-admin-token"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -63,10 +62,7 @@ def running_server(home: Path, token: str = TOKEN, extra_env: dict | None = None
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, submissions):
-    home = tmp_path_factory.mktemp("served")
-    hub = Hub(home)
-    for name in SMALL_ZOO[:3]:
-        hub.submit_folder(name, submissions[name], description=f"the {name} model", progress=False)
+    home = build_hub(tmp_path_factory.mktemp("served"), submissions)
     with running_server(home) as base:
         yield base
 

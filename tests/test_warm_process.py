@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conftest import SMALL_ZOO, run_gmi
+from conftest import SMALL_ZOO, build_hub, run_gmi
 from gmi.hub import Hub
 from gmi.zoo.export import query_upload
 
@@ -20,11 +20,7 @@ N_QUERIES = 10
 
 @pytest.fixture(scope="module")
 def warm_hub(tmp_path_factory, submissions):
-    home = tmp_path_factory.mktemp("warm")
-    hub = Hub(home)
-    for name in SMALL_ZOO:
-        hub.submit_folder(name, submissions[name], progress=False)
-    return home
+    return build_hub(tmp_path_factory.mktemp("warm"), submissions, SMALL_ZOO)
 
 
 @pytest.fixture(scope="module")
