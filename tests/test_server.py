@@ -154,7 +154,10 @@ def test_bad_uploads_are_json_4xx(server):
     assert httpx.post(f"{server}/api/identify", files=many).status_code == 422  # maxItems 8
     zero = httpx.post(f"{server}/api/identify", files=text, data={"top": "0"})
     assert zero.status_code == 422 and "top" in zero.json()["error"]  # minimum 1
-    assert httpx.post(f"{server}/api/identify").status_code == 422  # no images at all
+    no_image = [("note", ("a.txt", b"x", "text/plain"))]  # multipart, but no `images` part
+    assert httpx.post(f"{server}/api/identify", files=no_image).status_code == 422
+    plain = httpx.post(f"{server}/api/identify", content=b"hello")  # not multipart at all
+    assert plain.status_code == 415 and "multipart/form-data" in plain.json()["error"]
 
 
 def test_admin_writes(server, submissions, tmp_path):
@@ -202,6 +205,15 @@ def test_admin_writes(server, submissions, tmp_path):
         data={"name": "neon-files", "metadata": (folder / "metadata.jsonl").read_text()},
     )
     assert as_files.status_code == 201, as_files.text
+    broken = httpx.post(
+        f"{server}/api/models",
+        headers=auth,
+        files=loose,
+        data={"name": "neon-broken", "metadata": "{not json"},
+    )
+    assert broken.status_code == 400
+    assert broken.json()["error"].startswith("metadata.jsonl:1: not valid JSON")
+    assert "/tmp" not in broken.json()["error"]  # no server paths in answers
     assert httpx.delete(f"{server}/api/models/neon-files", headers=auth).status_code == 200
     assert httpx.delete(f"{server}/api/models/neon-base").status_code == 401
     assert httpx.delete(f"{server}/api/models/neon-base", headers=auth).status_code == 200

@@ -158,6 +158,11 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
         """Writes are authorised before their body is read: an unauthorised upload is refused
         without spooling a byte of it."""
         path = request.url.path
+        if request.method == "POST" and path in ("/api/models", "/api/identify"):
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "multipart/form-data":
+                message = f"send multipart/form-data, not {kind or 'no content type'}"
+                return JSONResponse({"error": message}, status_code=415)
         wanted = (request.method == "POST" and path == "/api/models") or (
             request.method == "DELETE" and write_path.fullmatch(path) and path != "/api/models"
         )
@@ -206,7 +211,7 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
     @app.post(
         "/api/identify",
         response_model=list[schemas.IdentifyOut],
-        responses=error_responses(400, 404, 413),
+        responses=error_responses(400, 404, 413, 415),
         summary="Rank the hub's models for example images",
     )
     async def identify(
@@ -305,7 +310,7 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
         "/api/models",
         status_code=201,
         response_model=schemas.ModelOut,
-        responses=error_responses(400, 401, 403, 409, 413),
+        responses=error_responses(400, 401, 403, 409, 413, 415),
         summary="Add a model (admin)",
         description="Send the model's generated images as an imagefolder: either a zip as "
         "`archive` (metadata.jsonl or metadata.csv naming each image and its prompt; a "
@@ -365,10 +370,16 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
                     "send an imagefolder zip as 'archive', or 'files' "
                     "and 'metadata' (metadata.jsonl text)"
                 )
-            with lock:
-                record = hub.submit_folder(
-                    name, folder, description=description, replace=replace, progress=False
-                )
+            try:
+                with lock:
+                    record = hub.submit_folder(
+                        name, folder, description=description, replace=replace, progress=False
+                    )
+            except InvalidInputError as exc:  # name the upload's own files, not server paths
+                message = str(exc)
+                for prefix in (f"{folder}/", f"{root}/", str(root)):
+                    message = message.replace(prefix, "")
+                raise type(exc)(message) from exc
         return record.to_json()
 
     @app.delete(

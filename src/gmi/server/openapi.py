@@ -29,6 +29,7 @@ ERROR_DESCRIPTIONS = {
     404: "no such model, image or registry",
     409: "a model of that name exists (send replace=true to overwrite it)",
     413: "an upload is larger than the limit",
+    415: "the body is not multipart/form-data",
     422: "the request does not match this schema",
 }
 # multipart part name -> media types, per operation id
