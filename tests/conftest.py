@@ -77,13 +77,15 @@ def declared_png(width: int, height: int) -> bytes:
 def tree_digest(root: Path) -> str:
     """Hash of every file's path and bytes under root (the registry is 'unchanged' iff equal).
 
-    SQLite's -shm file is shared memory bookkeeping, rewritten by readers; it is skipped.
+    SQLite's -shm file is shared memory bookkeeping, rewritten by readers, and an empty -wal
+    holds no data; both are skipped.
     """
     digest = hashlib.sha256()
     if not root.exists():
         return "absent"
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.endswith("-shm"):
+        empty_wal = path.name.endswith("-wal") and path.is_file() and path.stat().st_size == 0
+        if path.is_file() and not path.name.endswith("-shm") and not empty_wal:
             digest.update(str(path.relative_to(root)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()

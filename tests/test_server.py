@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(home: Path, token: str = TOKEN, extra_env: dict | None = None):
+def running_server(home: Path, token: str = TOKEN, extra_env: dict | None = None, pid=None):
     """`gmi serve` in a real process on a free loopback port; yields its base URL."""
     port = free_port()
     env = {**os.environ, "GMI_ADMIN_TOKEN": token, "HF_HUB_OFFLINE": "1", **(extra_env or {})}
@@ -39,6 +39,8 @@ def running_server(home: Path, token: str = TOKEN, extra_env: dict | None = None
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    if pid is not None:
+        pid.append(proc.pid)
     deadline = time.time() + 90
     try:
         while time.time() < deadline:

@@ -36,6 +36,19 @@ class CorruptSpecError(GmiError):
     exit_code = 5
 
 
+class CorruptRegistryError(GmiError):
+    """A registry database that is not one gmi can read (garbage, foreign, newer schema)."""
+
+    exit_code = 5
+
+
+class StorageError(GmiError):
+    """The registry could not be written (full or read-only disk, permissions); the registry
+    is left as it was."""
+
+    exit_code = 7
+
+
 class UnknownPluginError(GmiError):
     """An encoder / interrogator / generator name that is not registered."""
 

@@ -148,6 +148,39 @@ def encode_images_with_progress(
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
 
 
+def _reference_settings(settings: dict[str, str], specs: list[Specification]) -> dict[str, str]:
+    """What every spec must match: the registry's fixed values, else (registries from before
+    they were recorded) the most common value among its specs."""
+    reference = dict(settings)
+    for key, value in (
+        ("image_dim", lambda s: str(s.points.shape[1])),
+        ("prompt_dim", lambda s: str(s.point_prompts.shape[1])),
+        ("gamma", lambda s: repr(s.gamma)),
+    ):
+        if key not in reference and specs:
+            values = [value(spec) for spec in specs]
+            reference[key] = max(set(values), key=values.count)
+    return reference
+
+
+def incompatibility(spec: Specification, reference: dict[str, str]) -> str | None:
+    """Why a (valid) spec cannot be scored with this registry's others, or None."""
+    if spec.encoder != reference.get("encoder", spec.encoder):
+        return f"built with encoder {spec.encoder!r}, the registry uses {reference['encoder']!r}"
+    if "gamma" in reference and not np.isclose(spec.gamma, float(reference["gamma"]), rtol=1e-9):
+        return (
+            f"built with gamma {spec.gamma:.6g}, the registry uses {float(reference['gamma']):.6g}"
+            " (gmi check --repair rebuilds it)"
+        )
+    for key, width in (
+        ("image_dim", spec.points.shape[1]),
+        ("prompt_dim", spec.point_prompts.shape[1]),
+    ):
+        if key in reference and width != int(reference[key]):
+            return f"{key.replace('_', ' ')} {width}, the registry's is {reference[key]}"
+    return None
+
+
 class Hub:
     """A registry plus the models (encoder, interrogator) that its settings name.
 
@@ -186,6 +219,8 @@ class Hub:
 
     # -- registry and settings ---------------------------------------------------------
     def exists(self) -> bool:
+        if self.home.exists() and not self.home.is_dir():
+            raise InvalidInputError(f"{self.home}: the registry home is a file, not a directory")
         return (self.home / "registry.db").exists()
 
     def registry(self, *, create: bool = False) -> Registry:
@@ -224,6 +259,9 @@ class Hub:
             value = stored.get(key) or (str(wanted[key]) if wanted[key] else None)
             if value is not None:
                 merged[key] = value
+        for key in ("image_dim", "prompt_dim"):  # fixed by the first model
+            if key in stored:
+                merged[key] = stored[key]
         return merged
 
     def init(self) -> dict[str, str]:
@@ -332,18 +370,46 @@ class Hub:
         views = spec_views(list(images), settings["augment"])
         features = encode_images_with_progress(encoder, views, f"encoding {name}", progress)
         prompt_embeddings = encoder.encode_texts(list(prompts))
-        gamma = float(settings["gamma"]) if "gamma" in settings else default_gamma(features)
+        if "gamma" in settings:
+            candidate = float(settings["gamma"])
+        else:
+            try:
+                candidate = default_gamma(features)
+            except ValueError as exc:  # e.g. every image the same (all black)
+                raise InvalidInputError(
+                    f"{name}: {exc}; a registry's first model fixes the kernel width from its "
+                    "images, so they must differ"
+                ) from exc
         n_points = int(settings["n_points"]) if "n_points" in settings else None
+        registry = self.registry(create=True)
+        # Fixed once, atomically: the first writer's values win and every other submit, even
+        # one racing it into a new registry, reads them back and builds with them.
+        stored = registry.set_settings(
+            {
+                **settings,
+                "gamma": repr(candidate),
+                "image_dim": str(features.shape[1]),
+                "prompt_dim": str(prompt_embeddings.shape[1]),
+            }
+        )
+        for key, ours in (
+            ("encoder", encoder.name),
+            ("image_dim", str(features.shape[1])),
+            ("prompt_dim", str(prompt_embeddings.shape[1])),
+        ):
+            if stored.get(key, ours) != ours:
+                raise ConflictError(
+                    f"registry {self.home} has {key} {stored[key]!r}, this submission "
+                    f"{ours!r}; specs that differ there cannot be compared"
+                )
         spec = build_specification(
             features,
             prompt_embeddings,
             list(prompts),
             encoder=encoder.name,
-            gamma=gamma,
+            gamma=float(stored["gamma"]),
             n_points=n_points,
         )
-        registry = self.registry(create=True)
-        registry.set_settings({**settings, "gamma": repr(gamma)})
         record = registry.add(
             name,
             spec,
@@ -358,7 +424,12 @@ class Hub:
 
     # -- identification stage ------------------------------------------------------------
     def index(self) -> HubIndex:
-        """All specs, stacked; reloaded only when the registry's models change."""
+        """All usable specs, stacked; reloaded only when the registry's models change.
+
+        A model whose spec is damaged, crafted or incompatible with the registry (another
+        encoder, gamma or dimension) is skipped and named in `HubIndex.skipped`: identify works
+        with the others and says so. Only a registry with no usable model at all is an error.
+        """
         if not self.exists():
             raise NotFoundError(f"{self.home}: no gmi registry here (submit a model first)")
         records = self.registry().list()
@@ -366,19 +437,37 @@ class Hub:
             raise NotFoundError(f"{self.home}: the registry has no models (submit one first)")
         key = tuple((r.name, r.spec_sha256) for r in records)
         if self._index is None or self._index_key != key:
-            specs = [self.registry().load_spec(r) for r in records]
-            index = HubIndex.from_specs([r.name for r in records], specs)
             settings = self.settings()
+            loaded, skipped = [], {}
+            for record in records:
+                try:
+                    loaded.append((record.name, self.registry().load_spec(record)))
+                except CorruptSpecError as exc:
+                    skipped[record.name] = str(exc)
+            reference = _reference_settings(settings, [spec for _, spec in loaded])
+            names, specs = [], []
+            for name, spec in loaded:
+                problem = incompatibility(spec, reference)
+                if problem:
+                    skipped[name] = f"model {name!r}: {problem}"
+                    continue
+                names.append(name)
+                specs.append(spec)
+            if not specs:
+                reasons = "; ".join(skipped.values())
+                raise CorruptSpecError(f"{self.home}: no usable model ({reasons}); run gmi check")
+            index = HubIndex.from_specs(names, specs)
             fit_settings = {
                 "scoring": settings["scoring"],
                 "tau": float(settings["tau"]),
                 "interrogated": settings["interrogator"] != "none",
             }
+            usable = tuple(item for item in key if item[0] not in skipped)
             learned = self.registry().learned_models(
-                state_key(key, json.dumps(fit_settings, sort_keys=True)),
+                state_key(usable, json.dumps(fit_settings, sort_keys=True)),
                 lambda: fit_learned(index, **fit_settings),
             )
-            self._index = replace(index, learned=learned)
+            self._index = replace(index, learned=learned, skipped=skipped)
             self._index_key = key
         return self._index
 
@@ -459,6 +548,9 @@ class Hub:
         if not isinstance(calibration, Calibration):
             raise CorruptSpecError(f"{self.home}: the hub's calibration is missing")
         exact = self._exact_matches(embedded)
+        skipped = [
+            f"{why}; left out of the ranking (see gmi check)" for why in index.skipped.values()
+        ]
         out = []
         for g, group in enumerate(groups):
             exact_here = sorted(
@@ -498,7 +590,7 @@ class Hub:
                     prompt_source=source,
                     close_match=any(m.close_match for m in matches),
                     embedded=[embedded[i] for i in group],
-                    warnings=[w for i in group for w in embedded[i].warnings],
+                    warnings=[w for i in group for w in embedded[i].warnings] + skipped,
                 )
             )
         return out
@@ -592,7 +684,12 @@ class Hub:
         return record
 
     def _refit(self) -> None:
-        """Refit the hub's learned parts (the `hub` interrogator) after the models changed, so
-        that the next identify, in any process, finds them ready."""
-        if self.registry().list():
-            self.index()
+        """Refit the hub's learned parts (the `hub` interrogator, the calibration) after the
+        models changed, so that the next identify, in any process, finds them ready. The write
+        has already taken effect: nothing here may turn it into a reported failure (a bad
+        spec elsewhere is reported by identify and `gmi check`)."""
+        try:
+            if self.registry().list():
+                self.index()
+        except (CorruptSpecError, OSError):
+            pass

@@ -18,6 +18,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from gmi.errors import InvalidInputError
 
 MAX_PIXELS = 40_000_000  # ~ 6300 x 6300; far above any generated image
+MAX_SIDE = 20_000  # a 1 x 100,000 strip is no picture (and no JPEG can hold it)
+# Larger images are decoded at reduced scale where the format allows (JPEG) and shrunk to this
+# longest side at once: the encoders look at 224-260 px, and 8 uploads of 6000 x 6000 would
+# otherwise hold ~0.9 GB of pixels at the same time.
+WORKING_SIDE = 2048
 MAX_FILE_BYTES = 50 * 1024 * 1024
 # text chunks / EXIF in which front-ends record how an image was generated (gmi.embedded)
 METADATA_KEYS = ("parameters", "prompt", "workflow", "exif")
@@ -48,8 +53,16 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
                 raise InvalidInputError(
                     f"{label}: {width}x{height} pixels is more than the {MAX_PIXELS:,} allowed"
                 )
+            if max(width, height) > MAX_SIDE:
+                raise InvalidInputError(
+                    f"{label}: {width}x{height} pixels; a side longer than {MAX_SIDE:,} is refused"
+                )
             image.seek(0)
+            if max(width, height) > WORKING_SIDE and image.format == "JPEG":
+                image.draft("RGB", _scaled((width, height), WORKING_SIDE))  # decode at 1/2..1/8
             image.load()
+            if max(image.size) > WORKING_SIDE:
+                image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
             metadata = {k: v for k, v in image.info.items() if k in METADATA_KEYS}
             image = ImageOps.exif_transpose(image)
     except InvalidInputError:
@@ -71,6 +84,11 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
     rgb = to_rgb(image)
     rgb.info.update(metadata)  # conversions may drop it; gmi.embedded reads it from here
     return rgb
+
+
+def _scaled(size: tuple[int, int], side: int) -> tuple[int, int]:
+    scale = side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

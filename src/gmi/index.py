@@ -30,6 +30,9 @@ class HubIndex:
     # "prompt_to_visual" (the visual prompt kernel) and "calibration" (display scores and
     # close matches); see gmi.index.fit_learned
     learned: dict[str, RidgeModel | Calibration] = field(default_factory=dict, compare=False)
+    # models of the registry left out of this index, with why (a damaged or incompatible spec):
+    # one bad file must not take the hub down; `gmi check` names them too
+    skipped: dict[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_specs(cls, names: Sequence[str], specs: Sequence[Specification]) -> HubIndex:

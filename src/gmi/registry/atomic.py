@@ -1,6 +1,9 @@
 """Atomic file writes: temp file in the same directory, fsync, rename, fsync the directory.
 
 A reader sees the old file or the new one, never a half-written one, even after a crash.
+Files and folders get the modes a user expects from their umask (0644 / 0755 under the usual
+022), not mkstemp's private 0600 / 0700, so a service account other than the writer can read
+the registry (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -18,10 +21,32 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux), else by the set-and-restore."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    return 0o777 & ~current_umask()
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -2,21 +2,26 @@
 
 A write stores files first and the database row last, so a crash can leave only *orphans*
 (spec files, thumbnail folders or temp files no row points at); those are safe to delete. A row
-whose spec is missing, damaged or from another encoder should never happen; it is reported,
-and `repair` removes such rows (the model must then be submitted again).
+whose spec is missing, damaged, crafted (NaNs, wrong shapes) or from another encoder should
+never happen; it is reported, and `repair` removes such rows (the model must then be submitted
+again). A spec built with another gamma than the registry's (two first submits racing, before
+gamma was fixed atomically) is reported and rebuilt by `repair` from its own stored pairs.
+
+Repair runs beside live writers: every deletion or rebuild happens inside the registry's write
+transaction, after re-reading the row and re-verifying what was found, so a model replaced or
+added meanwhile is never touched.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
+
+import numpy as np
 
 from gmi.errors import CorruptSpecError
-from gmi.registry.store import Registry
-from gmi.spec.specification import Specification
+from gmi.registry.store import ModelRecord, Registry
+from gmi.spec.specification import Specification, build_specification
 
 
 @dataclass
@@ -44,69 +49,99 @@ class CheckReport:
         }
 
 
+def verify(registry: Registry, record: ModelRecord, settings: dict[str, str]) -> str | None:
+    """Why this row's model is not whole, or None."""
+    path = registry.spec_dir / record.spec_file
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return f"spec file {record.spec_file} is missing"
+    if hashlib.sha256(data).hexdigest() != record.spec_sha256:
+        return "spec file does not match its checksum"
+    try:
+        spec = Specification.load(path, label="spec file")
+    except CorruptSpecError as exc:
+        return str(exc)
+    if settings.get("encoder") and spec.encoder != settings["encoder"]:
+        return f"encoder {spec.encoder!r}, registry uses {settings['encoder']!r}"
+    if spec.points.shape[0] != record.n_points or spec.pair_features.shape[0] != record.n_images:
+        return "array shapes disagree with the record"
+    for key, width in (
+        ("image_dim", spec.points.shape[1]),
+        ("prompt_dim", spec.point_prompts.shape[1]),
+    ):
+        if key in settings and int(settings[key]) != width:
+            return f"{key.replace('_', ' ')} {width}, the registry's is {settings[key]}"
+    return None
+
+
+def wrong_gamma(registry: Registry, record: ModelRecord, gamma: float | None) -> bool:
+    if gamma is None:
+        return False
+    spec = registry.load_spec(record)
+    return not np.isclose(spec.gamma, gamma, rtol=1e-9)
+
+
 def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60.0) -> CheckReport:
-    """Check every row; with repair, remove broken rows and delete orphans older than grace_s
-    (a younger one may belong to a submit that is still running in another process)."""
+    """Check every row; with repair, remove broken rows, rebuild specs of another gamma, and
+    delete orphans older than grace_s (a younger one may belong to a submit still running)."""
     report = CheckReport()
     settings = registry.settings()
+    gamma = float(settings["gamma"]) if "gamma" in settings else None
     records = registry.list()
     report.models = len(records)
-    dims: set[int] = set()
-    bad_rows = []
+    dims: set[tuple[int, int]] = set()
+    broken: list[ModelRecord] = []
+    regamma: list[ModelRecord] = []
     for record in records:
-        path = registry.spec_dir / record.spec_file
-        try:
-            data = path.read_bytes()
-        except OSError:
-            report.problems.append(f"{record.name}: spec file {record.spec_file} is missing")
-            bad_rows.append(record.name)
+        problem = verify(registry, record, settings)
+        if problem:
+            report.problems.append(f"{record.name}: {problem}")
+            broken.append(record)
             continue
-        if hashlib.sha256(data).hexdigest() != record.spec_sha256:
-            report.problems.append(f"{record.name}: spec file does not match its checksum")
-            bad_rows.append(record.name)
-            continue
-        try:
-            spec = Specification.load(path)
-        except CorruptSpecError as exc:
-            report.problems.append(f"{record.name}: {exc}")
-            bad_rows.append(record.name)
-            continue
-        if settings.get("encoder") and spec.encoder != settings["encoder"]:
+        spec = registry.load_spec(record)
+        dims.add((int(spec.points.shape[1]), int(spec.point_prompts.shape[1])))
+        if gamma is not None and not np.isclose(spec.gamma, gamma, rtol=1e-9):
             report.problems.append(
-                f"{record.name}: encoder {spec.encoder!r}, registry uses {settings['encoder']!r}"
+                f"{record.name}: built with gamma {spec.gamma:.6g}, the registry uses "
+                f"{gamma:.6g} (repair rebuilds it from its stored pairs)"
             )
-            bad_rows.append(record.name)
+            regamma.append(record)
             continue
-        if (
-            spec.points.shape[0] != record.n_points
-            or spec.pair_features.shape[0] != record.n_images
-            or spec.points.shape[1] != spec.pair_features.shape[1]
-        ):
-            report.problems.append(f"{record.name}: array shapes disagree with the record")
-            bad_rows.append(record.name)
-            continue
-        dims.add(int(spec.points.shape[1]))
         report.ok += 1
     if len(dims) > 1:
         report.problems.append(f"specs of different dimensions: {sorted(dims)}")
     report.orphans = [str(p.relative_to(registry.home)) for p in registry.orphans()]
-    if repair:
-        for name in bad_rows:
-            registry.remove(name)
-            report.repaired.append(f"removed broken model {name}")
-        now = time.time()
-        kept = []
-        for rel in report.orphans:
-            target = registry.home / rel
-            if now - target.stat().st_mtime < grace_s:
-                kept.append(rel)
-                continue
-            if target.is_dir():
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                Path(target).unlink(missing_ok=True)
+    if not repair:
+        return report
+    fixed: set[str] = set()
+    for record in broken:
+        if registry.remove_if(record, lambda r=record: verify(registry, r, settings) is not None):
+            report.repaired.append(f"removed broken model {record.name}")
+            fixed.add(record.name)
+    for record in regamma:
+        spec = registry.load_spec(record)
+        rebuilt = build_specification(
+            spec.pair_features,
+            spec.pair_prompts,
+            spec.prompt_texts,
+            encoder=spec.encoder,
+            gamma=gamma,
+            n_points=spec.n_points if spec.n_points < spec.pair_features.shape[0] else None,
+        )
+        if registry.replace_spec_if(
+            record, rebuilt, lambda r=record: wrong_gamma(registry, r, gamma)
+        ):
+            report.repaired.append(f"rebuilt {record.name} with the registry's gamma")
+            report.ok += 1
+            fixed.add(record.name)
+    kept = []
+    for rel in report.orphans:
+        deleted = registry.delete_orphan(registry.home / rel, grace_s)
+        if deleted:
             report.repaired.append(f"deleted orphan {rel}")
-        if bad_rows or report.orphans:
-            report.problems = [p for p in report.problems if p.split(":")[0] not in bad_rows]
-        report.orphans = kept
+        elif (registry.home / rel).exists():
+            kept.append(rel)
+    report.problems = [p for p in report.problems if p.split(":")[0] not in fixed]
+    report.orphans = kept
     return report

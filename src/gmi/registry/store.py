@@ -12,6 +12,7 @@ database row last in one transaction. A crash before the commit leaves at most a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,12 +32,14 @@ from safetensors import SafetensorError
 from safetensors.numpy import save
 
 from gmi.errors import (
+    CorruptRegistryError,
     CorruptSpecError,
     InvalidInputError,
     NotFoundError,
+    StorageError,
     already_exists,
 )
-from gmi.registry.atomic import atomic_write, fsync_dir
+from gmi.registry.atomic import atomic_write, dir_mode, fsync_dir
 from gmi.safetensors_io import load_with_metadata
 from gmi.spec.calibration import Calibration
 from gmi.spec.ridge import RidgeModel
@@ -138,31 +141,88 @@ class Registry:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.db_path = self.home / DB_NAME
         self.spec_dir = self.home / SPEC_DIR
+        if self.home.exists() and not self.home.is_dir():
+            raise InvalidInputError(f"{self.home}: the registry home is a file, not a directory")
+        if self.db_path.exists() and not self.db_path.is_file():
+            raise CorruptRegistryError(f"{self.db_path}: not a gmi registry database")
         if not self.db_path.exists():
             if not create:
                 raise NotFoundError(f"{self.home}: no gmi registry here (submit a model first)")
-            self.spec_dir.mkdir(parents=True, exist_ok=True)
-        self.spec_dir.mkdir(parents=True, exist_ok=True)
+            self._storage(lambda: self.spec_dir.mkdir(parents=True, exist_ok=True))
+        # Reads never write: a registry on a read-only disk (or one this account may only
+        # read) is opened read-only, and every read works.
+        self.read_only = not os.access(self.home, os.W_OK)
+        if not self.read_only:
+            self._storage(lambda: self.spec_dir.mkdir(parents=True, exist_ok=True))
         with self._connect() as db:
             self._migrate(db)
 
-    # -- database plumbing -------------------------------------------------------------
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+    def _storage(self, action: Callable[[], Any]) -> Any:
+        """Run a filesystem write; a full or read-only disk is one clear error."""
         try:
-            db.execute("PRAGMA busy_timeout = 60000")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
+            return action()
+        except OSError as exc:
+            raise StorageError(
+                f"{self.home}: cannot write the registry ({exc.strerror or exc}); "
+                "nothing was changed"
+            ) from exc
+
+    # -- database plumbing -------------------------------------------------------------
+    def _open(self, immutable: bool) -> sqlite3.Connection:
+        try:
+            if immutable:
+                # no locks and no -shm file (which a read-only or full disk cannot hold); only
+                # for reading where nothing can write anyway
+                return sqlite3.connect(
+                    f"file:{self.db_path}?mode=ro&immutable=1", uri=True, isolation_level=None
+                )
+            return sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise CorruptRegistryError(f"{self.db_path}: cannot be opened ({exc})") from exc
+
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection; reads fall back to a read-only one when the disk cannot hold SQLite's
+        shared-memory file (full), so that reading never needs free space."""
+        db = self._open(immutable=self.read_only)
+        try:
+            try:
+                db.execute("PRAGMA busy_timeout = 60000")
+                if not self.read_only:
+                    db.execute("PRAGMA journal_mode = WAL")
+                    db.execute("PRAGMA synchronous = FULL")
+            except sqlite3.OperationalError as exc:
+                if not _is_storage_failure(exc):
+                    raise CorruptRegistryError(
+                        f"{self.db_path}: not a gmi registry database ({exc})"
+                    ) from exc
+                if write or self.read_only:
+                    raise StorageError(
+                        f"{self.home}: cannot write the registry ({exc}); nothing was changed"
+                    ) from exc
+                db.close()
+                db = self._open(immutable=True)
+            except sqlite3.DatabaseError as exc:
+                raise CorruptRegistryError(
+                    f"{self.db_path}: not a gmi registry database ({exc})"
+                ) from exc
             db.row_factory = sqlite3.Row
             yield db
+        except sqlite3.OperationalError as exc:
+            if _is_storage_failure(exc):
+                raise StorageError(
+                    f"{self.home}: cannot write the registry ({exc}); nothing was changed"
+                ) from exc
+            raise
         finally:
             db.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE transaction: writers queue on the lock instead of failing mid-way."""
-        with self._connect() as db:
+        if self.read_only:
+            raise StorageError(f"{self.home}: the registry is read-only here; nothing was changed")
+        with self._connect(write=True) as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -172,9 +232,27 @@ class Registry:
             db.execute("COMMIT")
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version >= len(MIGRATIONS):
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise CorruptRegistryError(
+                f"{self.db_path}: not a gmi registry database ({exc})"
+            ) from exc
+        if version > len(MIGRATIONS):
+            raise CorruptRegistryError(
+                f"{self.db_path}: written by a newer gmi (schema {version}, this gmi knows "
+                f"{len(MIGRATIONS)}); upgrade gmi"
+            )
+        if version == 0 and tables:
+            raise CorruptRegistryError(
+                f"{self.db_path}: an SQLite database of something else "
+                f"(tables {', '.join(sorted(tables)[:5])}), not a gmi registry"
+            )
+        if version == len(MIGRATIONS):
             return
+        if self.read_only:
+            raise StorageError(f"{self.home}: the registry needs an upgrade but is read-only")
         db.execute("BEGIN IMMEDIATE")
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -227,9 +305,15 @@ class Registry:
         now = time.time()
         if not replace and self.exists(name):  # early, friendly check; re-checked under lock
             raise already_exists(name)
-        atomic_write(self.spec_dir / spec_file, data)
-        if thumbnails:
-            self._write_thumbnails(spec_file, thumbnails)
+        if self.read_only:
+            raise StorageError(f"{self.home}: the registry is read-only here; nothing was changed")
+        try:
+            self._storage(lambda: atomic_write(self.spec_dir / spec_file, data))
+            if thumbnails:
+                self._storage(lambda: self._write_thumbnails(spec_file, thumbnails))
+        except StorageError:
+            self._delete_files(spec_file)
+            raise
         old_file = None
         try:
             with self._write() as db:
@@ -297,6 +381,7 @@ class Registry:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
         try:
+            tmp.chmod(dir_mode())  # mkdtemp's 0700 would hide the images from other accounts
             for i, data in enumerate(thumbnails):
                 (tmp / f"{i:04d}.jpg").write_bytes(data)
             os.replace(tmp, self.thumbnail_dir(spec_file))
@@ -359,7 +444,7 @@ class Registry:
             raise CorruptSpecError(f"model {record.name!r}: spec file missing ({exc})") from exc
         if hashlib.sha256(data).hexdigest() != record.spec_sha256:
             raise CorruptSpecError(f"model {record.name!r}: spec file does not match its checksum")
-        return Specification.load(path)
+        return Specification.load(path, label=f"model {record.name!r}")
 
     def load_all(self) -> tuple[list[ModelRecord], list[Specification]]:
         records = self.list()
@@ -397,8 +482,83 @@ class Registry:
             for name, model in models.items()
         }
         metadata = {"state": key, "format": LEARNED_FORMAT, "models": json.dumps(kinds)}
-        atomic_write(path, save(arrays, metadata=metadata))
+        # a cache: a read-only or full disk only costs the next process a refit
+        with contextlib.suppress(OSError):
+            atomic_write(path, save(arrays, metadata=metadata))
         return models
+
+    # -- repair (gmi check): every change under the write lock, after re-verifying ------------
+    def remove_if(self, record: ModelRecord, still_broken: Callable[[], bool]) -> bool:
+        """Remove a model only if its row still points at the same spec file and that file is
+        still broken, both checked inside the write transaction (a replace that committed
+        meanwhile is never undone)."""
+        with self._write() as db:
+            row = db.execute("SELECT spec_file FROM models WHERE name = ?", (record.name,))
+            current = row.fetchone()
+            if current is None or current["spec_file"] != record.spec_file or not still_broken():
+                return False
+            db.execute("DELETE FROM models WHERE name = ?", (record.name,))
+            db.execute("DELETE FROM model_hashes WHERE name = ?", (record.name,))
+        self._delete_files(record.spec_file)
+        return True
+
+    def replace_spec_if(
+        self, record: ModelRecord, spec: Specification, still_needed: Callable[[], bool]
+    ) -> bool:
+        """Swap a model's spec for a rebuilt one (same images, thumbnails, description and
+        hashes), only if the row still points at the spec that was checked."""
+        data = spec.to_bytes()
+        spec_file = f"{uuid.uuid4().hex}.safetensors"
+        atomic_write(self.spec_dir / spec_file, data)
+        old_thumbs = self.thumbnail_dir(record.spec_file)
+        if old_thumbs.is_dir():
+            self._write_thumbnails(
+                spec_file, [p.read_bytes() for p in sorted(old_thumbs.glob("*.jpg"))]
+            )
+        swapped = False
+        try:
+            with self._write() as db:
+                row = db.execute(
+                    "SELECT spec_file FROM models WHERE name = ?", (record.name,)
+                ).fetchone()
+                if row is not None and row["spec_file"] == record.spec_file and still_needed():
+                    db.execute(
+                        "UPDATE models SET spec_file = ?, spec_sha256 = ?, n_points = ?, "
+                        "updated = ? WHERE name = ?",
+                        (
+                            spec_file,
+                            hashlib.sha256(data).hexdigest(),
+                            spec.n_points,
+                            time.time(),
+                            record.name,
+                        ),
+                    )
+                    swapped = True
+        finally:
+            self._delete_files(record.spec_file if swapped else spec_file)
+        return swapped
+
+    def delete_orphan(self, path: Path, grace_s: float) -> bool:
+        """Delete a file or thumbnail folder that no row points at and that is older than
+        grace_s; checked under the write lock (a submit's row is inserted under it)."""
+        with self._write() as db:
+            used = {r[0] for r in db.execute("SELECT spec_file FROM models")}
+            if path.name in used or path.name in {Path(u).stem for u in used}:
+                return False
+            try:
+                if time.time() - path.stat().st_mtime < grace_s:
+                    return False
+            except FileNotFoundError:
+                return False
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return True
+
+    def _delete_files(self, spec_file: str) -> None:
+        (self.spec_dir / spec_file).unlink(missing_ok=True)
+        shutil.rmtree(self.thumbnail_dir(spec_file), ignore_errors=True)
 
     def orphans(self) -> list[Path]:
         """Spec files (and temp files) that no row points at: left by an interrupted write."""
@@ -425,6 +585,14 @@ def normalise_model_hash(value: str) -> str:
             f"model hash {str(value)[:80]!r} must be 8, 10, 12 or 64 hexadecimal digits"
         )
     return text
+
+
+def _is_storage_failure(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return any(
+        word in text
+        for word in ("disk is full", "readonly", "read-only", "disk i/o", "unable to open")
+    )
 
 
 def _hash_forms(model_hash: str) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -39,6 +40,7 @@ from starlette.routing import Match
 from gmi import __version__
 from gmi.errors import (
     ConflictError,
+    CorruptSpecError,
     GmiError,
     InvalidInputError,
     NotFoundError,
@@ -49,6 +51,7 @@ from gmi.imagefolder import MAX_PROMPT_CHARS
 from gmi.images import open_image
 from gmi.registry.store import MAX_DESCRIPTION, MAX_NAME, NAME_REGEX
 from gmi.server import schemas
+from gmi.server.limits import BODY_IDLE_TIMEOUT_S, FORM_OVERHEAD, BodyLimits
 from gmi.server.openapi import error_responses, install_openapi
 from gmi.server.uploads import (
     MAX_ARCHIVE_BYTES,
@@ -151,6 +154,16 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
         ):
             raise Unauthorized("a valid admin token is required (Authorization: Bearer <token>)")
 
+    # Middleware added later runs first: authorisation (admin_first, below), then body limits
+    # (sizes and slow bodies refused while streaming), then the routes.
+    app.add_middleware(
+        BodyLimits,
+        limits={
+            "/api/identify": MAX_QUERY_IMAGES * MAX_IMAGE_BYTES + FORM_OVERHEAD,
+            "/api/models": MAX_ARCHIVE_BYTES + FORM_OVERHEAD,
+        },
+        idle_timeout_s=float(os.environ.get("GMI_BODY_IDLE_TIMEOUT_S", BODY_IDLE_TIMEOUT_S)),
+    )
     write_path = re.compile(rf"/api/models(/{ModelNameConvertor.regex})?")
 
     @app.middleware("http")
@@ -206,7 +219,22 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
 
     @app.get("/healthz", response_model=schemas.HealthOut)
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "models": len(hub.models()), "version": __version__}
+        models = len(hub.models())
+        problems: list[str] = []
+        usable = 0
+        if models:
+            try:
+                index = hub.index()
+                usable, problems = len(index.names), list(index.skipped.values())
+            except GmiError as exc:
+                problems = [str(exc)]
+        return {
+            "status": "degraded" if problems else "ok",
+            "models": models,
+            "usable": usable,
+            "problems": problems,
+            "version": __version__,
+        }
 
     @app.post(
         "/api/identify",
@@ -236,14 +264,23 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
             ),
         ] = None,
     ) -> list[dict[str, Any]]:
-        decoded = []
+        uploads = []
         for i, upload in enumerate(images):
             label = upload.filename or f"image {i}"
-            data = await _read_limited(upload, MAX_IMAGE_BYTES, label)
-            decoded.append(open_image(data, label=label))
-        with lock:
-            results = hub.identify(decoded, top=top, together=together, prompt=prompt or None)
-            why = [hub.evidence(r) for r in results]
+            uploads.append((await _read_limited(upload, MAX_IMAGE_BYTES, label), label))
+
+        def work() -> tuple[list, list]:
+            # decoding and identification are CPU work: a worker thread, so the event loop
+            # keeps answering (/healthz, other requests) meanwhile
+            decoded = []
+            for data, label in uploads:
+                decoded.append(open_image(data, label=label))
+                del data
+            with lock:
+                found = hub.identify(decoded, top=top, together=together, prompt=prompt or None)
+                return found, [hub.evidence(r) for r in found]
+
+        results, why = await run_in_threadpool(work)
         descriptions = {r.name: r.description for r in hub.models()}  # one query, not one per row
         out = []
         for i, (result, evidence) in enumerate(zip(results, why, strict=True)):
@@ -274,7 +311,15 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
 
     @app.get("/api/models", response_model=list[schemas.ModelDetailOut], summary="The catalogue")
     def list_models() -> list[dict[str, Any]]:
-        return [model_json(r.name, 4) for r in hub.models()]
+        out = []
+        for record in hub.models():
+            try:
+                out.append(model_json(record.name, 4))
+            except NotFoundError:  # removed since the list was read: not in the catalogue
+                continue
+            except CorruptSpecError:  # listed (it is registered), without example prompts
+                out.append({**record.to_json(), "example_prompts": [], "images": []})
+        return out
 
     @app.get(
         "/api/models/{name:model}/images/{index}",
@@ -350,7 +395,10 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
             if archive is not None:
                 data = await _read_limited(archive, MAX_ARCHIVE_BYTES, "archive")
                 (root / "upload.zip").write_bytes(data)
-                folder = safe_extract(root / "upload.zip", root / "unpacked")
+                del data
+                folder = await run_in_threadpool(
+                    safe_extract, root / "upload.zip", root / "unpacked"
+                )
             elif files and metadata:
                 folder = root / "files"
                 folder.mkdir()
@@ -370,11 +418,15 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
                     "send an imagefolder zip as 'archive', or 'files' "
                     "and 'metadata' (metadata.jsonl text)"
                 )
-            try:
+
+            def submit() -> Any:
                 with lock:
-                    record = hub.submit_folder(
+                    return hub.submit_folder(
                         name, folder, description=description, replace=replace, progress=False
                     )
+
+            try:
+                record = await run_in_threadpool(submit)
             except InvalidInputError as exc:  # name the upload's own files, not server paths
                 message = str(exc)
                 for prefix in (f"{folder}/", f"{root}/", str(root)):

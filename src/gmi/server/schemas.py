@@ -16,8 +16,12 @@ class ErrorOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok"]
-    models: int = Field(ge=0)
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: some models cannot be used (see problems); the rest still are"
+    )
+    models: int = Field(ge=0, description="registered models")
+    usable: int = Field(ge=0, description="models that identification ranks")
+    problems: list[str] = Field(default_factory=list)
     version: str
 
 

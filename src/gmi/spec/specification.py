@@ -87,34 +87,72 @@ class Specification:
         return save(arrays, metadata={"gmi": json.dumps(meta)})
 
     @classmethod
-    def load(cls, path: str | Path) -> Specification:
-        """Load and verify a spec file; any damage raises CorruptSpecError."""
+    def load(cls, path: str | Path, label: str | None = None) -> Specification:
+        """Load and verify a spec file; any damage raises CorruptSpecError (messages start with
+        `label`, e.g. "model 'x'", else the path)."""
         path = Path(path)
+        where = label or str(path)
         try:
             arrays, metadata = load_with_metadata(path)
             meta = json.loads(metadata["gmi"])
         except (OSError, SafetensorError, ValueError, KeyError, TypeError) as exc:
-            raise CorruptSpecError(f"{path}: not a readable gmi specification ({exc})") from exc
+            raise CorruptSpecError(f"{where}: not a readable gmi specification ({exc})") from exc
         missing = [name for name in _ARRAYS if name not in arrays]
         if missing:
-            raise CorruptSpecError(f"{path}: specification lacks arrays {missing}")
+            raise CorruptSpecError(f"{where}: specification lacks arrays {missing}")
         if meta.get("format_version") != FORMAT_VERSION:
-            raise CorruptSpecError(f"{path}: unsupported format {meta.get('format_version')}")
+            raise CorruptSpecError(f"{where}: unsupported format {meta.get('format_version')}")
         if arrays_sha256(arrays) != meta.get("arrays_sha256"):
-            raise CorruptSpecError(f"{path}: array checksum mismatch")
-        return cls(
-            points=arrays["points"],
-            beta=arrays["beta"],
-            point_prompts=arrays["point_prompts"],
-            pair_features=arrays["pair_features"],
-            pair_prompts=arrays["pair_prompts"],
-            prompt_texts=list(meta["prompt_texts"]),
-            gamma=float(meta["gamma"]),
-            encoder=str(meta["encoder"]),
-            prompt_set=str(meta["prompt_set"]),
-            created=float(meta["created"]),
-            gmi_version=str(meta["gmi_version"]),
-        )
+            raise CorruptSpecError(f"{where}: array checksum mismatch")
+        try:
+            spec = cls(
+                points=arrays["points"],
+                beta=arrays["beta"],
+                point_prompts=arrays["point_prompts"],
+                pair_features=arrays["pair_features"],
+                pair_prompts=arrays["pair_prompts"],
+                prompt_texts=list(meta["prompt_texts"]),
+                gamma=float(meta["gamma"]),
+                encoder=str(meta["encoder"]),
+                prompt_set=str(meta["prompt_set"]),
+                created=float(meta["created"]),
+                gmi_version=str(meta["gmi_version"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptSpecError(f"{where}: bad specification metadata ({exc})") from exc
+        problem = spec.problem()
+        if problem:
+            raise CorruptSpecError(f"{where}: {problem}")
+        return spec
+
+    def problem(self) -> str | None:
+        """What makes this spec unusable, or None. A checksum proves the file is what was
+        written, not that it is sane: a crafted file can carry NaNs or mismatched shapes, which
+        would otherwise crash identify far from their cause."""
+        shapes = {name: np.shape(array) for name, array in self.arrays().items()}
+        k, n = shapes["points"][:1], shapes["pair_features"][:1]
+        if len(shapes["points"]) != 2 or shapes["points"][0] < 1 or shapes["points"][1] < 1:
+            return f"points must be a non-empty [K, d] array, not {shapes['points']}"
+        d = shapes["points"][1]
+        if shapes["beta"] != k:
+            return f"beta has shape {shapes['beta']}, expected ({k[0]},)"
+        if len(shapes["point_prompts"]) != 2 or shapes["point_prompts"][:1] != k:
+            return f"point_prompts has shape {shapes['point_prompts']} for {k[0]} points"
+        e = shapes["point_prompts"][1]
+        if len(shapes["pair_features"]) != 2 or n[0] < 1 or shapes["pair_features"][1] != d:
+            return f"pair_features has shape {shapes['pair_features']}, image dimension {d}"
+        if shapes["pair_prompts"] != (n[0], e):
+            return f"pair_prompts has shape {shapes['pair_prompts']}, expected ({n[0]}, {e})"
+        if len(self.prompt_texts) != n[0] or not all(isinstance(t, str) for t in self.prompt_texts):
+            return f"{len(self.prompt_texts)} prompt texts for {n[0]} images"
+        for name, array in self.arrays().items():
+            if not np.all(np.isfinite(array)):
+                return f"{name} holds NaN or infinite values"
+        if np.any(self.beta < 0) or float(np.sum(self.beta)) <= 0:
+            return "beta must be >= 0 with a positive sum"
+        if not (np.isfinite(self.gamma) and self.gamma > 0):
+            return f"gamma must be a positive number, not {self.gamma}"
+        return None
 
 
 def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
