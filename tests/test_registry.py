@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import tree_digest
-from gmi.errors import ConflictError, InvalidInputError, NotFoundError
+from gmi.errors import ConflictError, InvalidInputError, NotFoundError, StorageError
 from gmi.registry import Registry
 from gmi.registry import atomic as atomic_module
 from gmi.spec.specification import build_specification
@@ -79,7 +79,7 @@ def test_crash_during_file_write_leaves_no_trace(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(atomic_module.os, "replace", failing_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match="disk full"):  # one clear error, nothing changed
         reg.add("new", _spec(1))
     monkeypatch.setattr(atomic_module.os, "replace", real_replace)
     assert tree_digest(tmp_path) == before

@@ -216,6 +216,7 @@ class Hub:
         self._registry: Registry | None = None
         self._index: HubIndex | None = None
         self._index_key: tuple | None = None
+        self.index_error: str | None = None  # why the last index build failed, if it did
 
     # -- registry and settings ---------------------------------------------------------
     def exists(self) -> bool:
@@ -455,6 +456,7 @@ class Hub:
                 specs.append(spec)
             if not specs:
                 reasons = "; ".join(skipped.values())
+                self._index, self.index_error = None, f"no usable model ({reasons})"
                 raise CorruptSpecError(f"{self.home}: no usable model ({reasons}); run gmi check")
             index = HubIndex.from_specs(names, specs)
             fit_settings = {
@@ -469,6 +471,12 @@ class Hub:
             )
             self._index = replace(index, learned=learned, skipped=skipped)
             self._index_key = key
+            self.index_error = None
+        return self._index
+
+    @property
+    def loaded_index(self) -> HubIndex | None:
+        """The index as last loaded in this process (no reload): for health probes."""
         return self._index
 
     def identify(

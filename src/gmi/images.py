@@ -20,9 +20,9 @@ from gmi.errors import InvalidInputError
 MAX_PIXELS = 40_000_000  # ~ 6300 x 6300; far above any generated image
 MAX_SIDE = 20_000  # a 1 x 100,000 strip is no picture (and no JPEG can hold it)
 # Larger images are decoded at reduced scale where the format allows (JPEG) and shrunk to this
-# longest side at once: the encoders look at 224-260 px, and 8 uploads of 6000 x 6000 would
+# many pixels at once: the encoders look at 224-260 px, and 8 uploads of 6000 x 6000 would
 # otherwise hold ~0.9 GB of pixels at the same time.
-WORKING_SIDE = 2048
+WORKING_PIXELS = 2048 * 2048
 MAX_FILE_BYTES = 50 * 1024 * 1024
 # text chunks / EXIF in which front-ends record how an image was generated (gmi.embedded)
 METADATA_KEYS = ("parameters", "prompt", "workflow", "exif")
@@ -58,11 +58,11 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
                     f"{label}: {width}x{height} pixels; a side longer than {MAX_SIDE:,} is refused"
                 )
             image.seek(0)
-            if max(width, height) > WORKING_SIDE and image.format == "JPEG":
-                image.draft("RGB", _scaled((width, height), WORKING_SIDE))  # decode at 1/2..1/8
+            if width * height > WORKING_PIXELS and image.format == "JPEG":
+                image.draft("RGB", _within(image.size))  # JPEG decodes at 1/2 .. 1/8 scale
             image.load()
-            if max(image.size) > WORKING_SIDE:
-                image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
+            if image.width * image.height > WORKING_PIXELS:
+                image.thumbnail(_within(image.size), Image.Resampling.LANCZOS)
             metadata = {k: v for k, v in image.info.items() if k in METADATA_KEYS}
             image = ImageOps.exif_transpose(image)
     except InvalidInputError:
@@ -86,9 +86,10 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
     return rgb
 
 
-def _scaled(size: tuple[int, int], side: int) -> tuple[int, int]:
-    scale = side / max(size)
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+def _within(size: tuple[int, int]) -> tuple[int, int]:
+    """The size, scaled down to WORKING_PIXELS pixels (aspect kept)."""
+    scale = (WORKING_PIXELS / (size[0] * size[1])) ** 0.5
+    return max(1, int(size[0] * scale)), max(1, int(size[1] * scale))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -189,7 +189,7 @@ class Registry:
             try:
                 db.execute("PRAGMA busy_timeout = 60000")
                 if not self.read_only:
-                    db.execute("PRAGMA journal_mode = WAL")
+                    _set_wal(db)
                     db.execute("PRAGMA synchronous = FULL")
             except sqlite3.OperationalError as exc:
                 if not _is_storage_failure(exc):
@@ -585,6 +585,22 @@ def normalise_model_hash(value: str) -> str:
             f"model hash {str(value)[:80]!r} must be 8, 10, 12 or 64 hexadecimal digits"
         )
     return text
+
+
+def _set_wal(db: sqlite3.Connection, timeout_s: float = 60.0) -> None:
+    """Switch to WAL. Two processes creating a registry at once race for the lock this takes,
+    and SQLite does not wait on its busy handler here: retry until the other is done."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _is_storage_failure(exc: sqlite3.OperationalError) -> bool:

@@ -19,6 +19,7 @@ schemathesis checks it against a live server in the tests.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import re
@@ -140,7 +141,8 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
     static = resources.files("gmi.server").joinpath("static")
 
     if hub.exists() and hub.models():
-        hub.index()  # load specs and models once, at start-up
+        with contextlib.suppress(GmiError):  # no usable model: /healthz says so, identify too
+            hub.index()  # load specs and models once, at start-up
         from gmi.encoders import load_encoder
 
         load_encoder(hub.settings()["encoder"])
@@ -219,15 +221,16 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
 
     @app.get("/healthz", response_model=schemas.HealthOut)
     def healthz() -> dict[str, Any]:
+        # answers from what is loaded, never by loading: a health probe must stay fast while
+        # the hub changes (the index is rebuilt by the write that changed it, or by identify)
         models = len(hub.models())
         problems: list[str] = []
-        usable = 0
-        if models:
-            try:
-                index = hub.index()
-                usable, problems = len(index.names), list(index.skipped.values())
-            except GmiError as exc:
-                problems = [str(exc)]
+        index = hub.loaded_index
+        usable = len(index.names) if index is not None else 0
+        if index is not None:
+            problems = list(index.skipped.values())
+        elif models:
+            problems = [hub.index_error or "the models are not loaded yet"]
         return {
             "status": "degraded" if problems else "ok",
             "models": models,
