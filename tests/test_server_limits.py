@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import select
+import shutil
 import socket
 import threading
 import time
@@ -23,16 +24,39 @@ from conftest import build_hub
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, submissions):
+    from test_reliability_storage import mounted
+
     home = build_hub(tmp_path_factory.mktemp("limits"), submissions)
-    spool = tmp_path_factory.mktemp("spool")  # the server's temp dir: uploads spool here
-    pid: list[int] = []
-    env = {"TMPDIR": str(spool), "GMI_BODY_IDLE_TIMEOUT_S": "2"}
-    with running_server(home, extra_env=env, pid=pid) as base:
-        yield base, spool, pid[0]
+    # The server's temp dir, where uploads spool, on its own tmpfs: Python's temporary files
+    # are unnamed (O_TMPFILE), so only the filesystem's usage shows what they hold.
+    with mounted("tmpfs", tmp_path_factory.mktemp("spool"), size="512m") as spool:
+        pid: list[int] = []
+        env = {"TMPDIR": str(spool), "GMI_BODY_IDLE_TIMEOUT_S": "2"}
+        with running_server(home, extra_env=env, pid=pid) as base:
+            yield base, spool, pid[0]
 
 
 def _spooled(spool: Path) -> int:
-    return sum(p.stat().st_size for p in spool.rglob("*") if p.is_file())
+    return shutil.disk_usage(spool).used
+
+
+def _peak_while(spool: Path, action):
+    """Run action; return its result and the most the spool filesystem held meanwhile."""
+    peak, stop = 0, threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _spooled(spool))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        return action(), peak
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def _raw(base: str, head: bytes, chunks=(), chunked=False, timeout=30.0) -> tuple[bytes, int]:
@@ -76,11 +100,17 @@ def test_undeclared_oversize_body_is_cut_off_at_the_limit(served):
     )
     part = b'--b\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n\r\n'
     chunks = [part] + [b"\0" * 2**20] * 200  # 200 MiB offered, the limit is 81 MiB
-    answer, sent = _raw(base, head, chunks, chunked=True)
+    baseline = _spooled(spool)
+    (answer, sent), peak = _peak_while(spool, lambda: _raw(base, head, chunks, chunked=True))
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < 120 * 2**20  # stopped near the limit, not after everything
+    print(
+        f"chunked 200 MiB offered: {sent / 2**20:.0f} MiB sent, "
+        f"{(peak - baseline) / 2**20:.1f} MiB spooled at most"
+    )
+    assert peak - baseline <= 82 * 2**20  # at most the limit ever touched the disk
     time.sleep(0.5)
-    assert _spooled(spool) == 0  # and what was spooled is gone
+    assert _spooled(spool) - baseline < 2**20  # and what was spooled is gone
 
 
 def test_stalled_body_times_out(served):
