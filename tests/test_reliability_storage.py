@@ -273,6 +273,9 @@ def test_full_disk_fails_cleanly_and_reads_still_work(tmp_path, folders, query):
         found = run_gmi("identify", str(query), "--json", home=home)
         assert found.returncode == 0, found.stderr
         assert run_gmi("models", home=home).returncode == 0
+        removed = run_gmi("remove", "flat-base", home=home)
+        assert removed.returncode == 7 and "Traceback" not in removed.stderr, removed.stderr
+        assert tree_digest(home) == before  # refused whole, not half-done
         filler.unlink()
         assert run_gmi("check", home=home).returncode == 0
 
@@ -382,6 +385,18 @@ def test_unreadable_registries_get_one_line(tmp_path, case):
         assert done.returncode in (2, 3, 5), (case, done.stderr)
         assert "Traceback" not in done.stderr and done.stderr.startswith("gmi: error:")
         assert done.stderr.count("\n") == 1
+
+
+# -- 9. names are matched whole --------------------------------------------------------------
+def test_names_with_a_trailing_newline_are_refused(tmp_path, folders):
+    from gmi.errors import InvalidInputError
+    from gmi.registry.store import validate_name
+
+    for bad in ("black\n", "flat\nw", "a/b\n"):
+        with pytest.raises(InvalidInputError):
+            validate_name(bad)
+    done = run_gmi("submit", "black\n", "--images", str(folders["flat-base"]), home=tmp_path)
+    assert done.returncode == 2 and tree_digest(tmp_path / "registry.db") == "absent"
 
 
 # -- 12. the catalogue while models are removed ---------------------------------------------

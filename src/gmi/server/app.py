@@ -41,11 +41,13 @@ from starlette.routing import Match
 from gmi import __version__
 from gmi.errors import (
     ConflictError,
+    CorruptRegistryError,
     CorruptSpecError,
     GmiError,
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
+    StorageError,
 )
 from gmi.hub import Hub
 from gmi.imagefolder import MAX_PROMPT_CHARS
@@ -90,6 +92,9 @@ STATUS = {
     InvalidInputError: 400,
     NotFoundError: 404,
     ConflictError: 409,
+    StorageError: 507,
+    CorruptRegistryError: 503,
+    CorruptSpecError: 503,
 }
 FAVICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
@@ -242,7 +247,7 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
     @app.post(
         "/api/identify",
         response_model=list[schemas.IdentifyOut],
-        responses=error_responses(400, 404, 413, 415),
+        responses=error_responses(400, 404, 408, 413, 415, 503),
         summary="Rank the hub's models for example images",
     )
     async def identify(
@@ -358,7 +363,7 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
         "/api/models",
         status_code=201,
         response_model=schemas.ModelOut,
-        responses=error_responses(400, 401, 403, 409, 413, 415),
+        responses=error_responses(400, 401, 403, 408, 409, 413, 415, 503, 507),
         summary="Add a model (admin)",
         description="Send the model's generated images as an imagefolder: either a zip as "
         "`archive` (metadata.jsonl or metadata.csv naming each image and its prompt; a "
@@ -440,7 +445,7 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
     @app.delete(
         "/api/models/{name:model}",
         response_model=schemas.RemovedOut,
-        responses=error_responses(401, 403, 404),
+        responses=error_responses(401, 403, 404, 503, 507),
         summary="Remove a model (admin)",
         openapi_extra={"security": [{"bearer": []}]},
     )

@@ -27,10 +27,13 @@ ERROR_DESCRIPTIONS = {
     401: "missing or wrong admin token (Authorization: Bearer <token>)",
     403: "writes are disabled: the server has no admin token",
     404: "no such model, image or registry",
+    408: "the request body stalled",
     409: "a model of that name exists (send replace=true to overwrite it)",
     413: "an upload is larger than the limit",
     415: "the body is not multipart/form-data",
     422: "the request does not match this schema",
+    503: "the hub has no usable model or its registry cannot be read",
+    507: "the registry cannot be written (full or read-only disk); nothing was changed",
 }
 # multipart part name -> media types, per operation id
 # multipart fields that are required although the route gives them a default (so that the
