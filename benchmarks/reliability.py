@@ -104,23 +104,17 @@ def first_submit_races(root: Path, folders: dict[str, Path], trials: int) -> dic
 def repair_during_replace(root: Path, folders: dict[str, Path]) -> dict:
     home = root / "repair"
     subprocess.run(gmi(home, "submit", "m", "--images", str(folders["flat-base"])), check=True)
-    script = (
-        "import sys; from gmi.hub import Hub\nhub = Hub(sys.argv[1])\n"
-        "for i in range(8):\n"
-        "    hub.submit_folder('m', sys.argv[2 + i % 2], replace=True, progress=False)\n"
-    )
-    writer = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            script,
-            str(home),
-            str(folders["flat-base"]),
-            str(folders["ink-base"]),
-        ]
-    )
+
+    def replace_eight_times() -> None:  # real CLI processes, one after another
+        for i in range(8):
+            folder = folders["flat-base" if i % 2 else "ink-base"]
+            replace = gmi(home, "submit", "m", "--images", str(folder), "--replace", "--quiet")
+            subprocess.run(replace, check=True, capture_output=True)
+
+    writer = threading.Thread(target=replace_eight_times)
+    writer.start()
     repairs, errors = 0, 0
-    while writer.poll() is None:
+    while writer.is_alive():
         done = subprocess.run(gmi(home, "check", "--repair"), capture_output=True, text=True)
         repairs += 1
         errors += "Traceback" in done.stderr
