@@ -55,7 +55,11 @@ def folder_of(root: Path, model: str, n: int) -> Path:
 
 def kill_trials(root: Path, folders: dict[str, Path], trials: int) -> dict:
     home = root / "kills"
-    subprocess.run(gmi(home, "submit", "base", "--images", str(folders["flat-base"])), check=True)
+    subprocess.run(
+        gmi(home, "submit", "base", "--images", str(folders["flat-base"])),
+        check=True,
+        capture_output=True,
+    )
     rng = random.Random(0)
     for i in range(trials):
         proc = subprocess.Popen(
@@ -103,7 +107,11 @@ def first_submit_races(root: Path, folders: dict[str, Path], trials: int) -> dic
 
 def repair_during_replace(root: Path, folders: dict[str, Path]) -> dict:
     home = root / "repair"
-    subprocess.run(gmi(home, "submit", "m", "--images", str(folders["flat-base"])), check=True)
+    subprocess.run(
+        gmi(home, "submit", "m", "--images", str(folders["flat-base"])),
+        check=True,
+        capture_output=True,
+    )
 
     def replace_eight_times() -> None:  # real CLI processes, one after another
         for i in range(8):

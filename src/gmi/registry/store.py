@@ -590,6 +590,8 @@ def normalise_model_hash(value: str) -> str:
 def _set_wal(db: sqlite3.Connection, timeout_s: float = 60.0) -> None:
     """Switch to WAL. Two processes creating a registry at once race for the lock this takes,
     and SQLite does not wait on its busy handler here: retry until the other is done."""
+    if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return  # already: asking again would queue behind any writer's lock
     deadline = time.monotonic() + timeout_s
     while True:
         try:

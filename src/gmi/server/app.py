@@ -63,6 +63,7 @@ from gmi.server.uploads import (
     MAX_QUERY_IMAGES,
     safe_extract,
 )
+from gmi.server.writer import Writer
 
 NAME_SCHEMA_PATTERN = f"^{NAME_REGEX}$"
 
@@ -137,11 +138,26 @@ async def _read_limited(upload: UploadFile, limit: int, label: str) -> bytes:
 def create_app(home: str | Path | None = None, admin_token: str | None = None) -> FastAPI:
     hub = Hub(home)
     token = admin_token if admin_token is not None else os.environ.get("GMI_ADMIN_TOKEN", "")
-    lock = threading.Lock()  # one identify / write at a time: the model state is shared
+    lock = threading.Lock()  # one identification at a time: the loaded models are shared
+    writer = Writer(hub.home)  # writes run in a worker process (gmi.server.writer)
+
+    def refresh() -> None:
+        """Load what a write changed (specs and the learned parts it stored), so the next
+        identify and /healthz see it; a registry with no usable model is reported, not raised."""
+        with lock, contextlib.suppress(GmiError):
+            if hub.models():
+                hub.index()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        writer.close()
+
     app = FastAPI(
         title="gmi",
         version=__version__,
         description="Find the generative models that make images like yours.",
+        lifespan=lifespan,
     )
     static = resources.files("gmi.server").joinpath("static")
 
@@ -427,20 +443,15 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
                     "and 'metadata' (metadata.jsonl text)"
                 )
 
-            def submit() -> Any:
-                with lock:
-                    return hub.submit_folder(
-                        name, folder, description=description, replace=replace, progress=False
-                    )
-
             try:
-                record = await run_in_threadpool(submit)
+                record = await writer.submit(name, folder, description, replace)
             except InvalidInputError as exc:  # name the upload's own files, not server paths
                 message = str(exc)
                 for prefix in (f"{folder}/", f"{root}/", str(root)):
                     message = message.replace(prefix, "")
                 raise type(exc)(message) from exc
-        return record.to_json()
+        await run_in_threadpool(refresh)
+        return record
 
     @app.delete(
         "/api/models/{name:model}",
@@ -449,11 +460,11 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
         summary="Remove a model (admin)",
         openapi_extra={"security": [{"bearer": []}]},
     )
-    def delete_model(request: Request, name: ModelName) -> dict[str, Any]:
+    async def delete_model(request: Request, name: ModelName) -> dict[str, Any]:
         require_admin(request)
-        with lock:
-            record = hub.remove(name)
-        return {"removed": record.name}
+        record = await writer.remove(name)
+        await run_in_threadpool(refresh)
+        return {"removed": record["name"]}
 
     def page(filename: str) -> HTMLResponse:
         return HTMLResponse(static.joinpath(filename).read_text(encoding="utf-8"))
