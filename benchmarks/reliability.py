@@ -291,9 +291,8 @@ def main() -> int:
             "repair_during_replace": repair_during_replace(root, folders),
         }
         home = root / "served"
-        subprocess.run(
-            gmi(home, "submit", "flat-base", "--images", str(folders["flat-base"])), check=True
-        )
+        first = gmi(home, "submit", "flat-base", "--images", str(folders["flat-base"]))
+        subprocess.run(first, check=True, capture_output=True)
         spool = root / "spool"
         spool.mkdir()
         mounted = subprocess.run(
