@@ -49,30 +49,33 @@ class CheckReport:
         }
 
 
-def verify(registry: Registry, record: ModelRecord, settings: dict[str, str]) -> str | None:
-    """Why this row's model is not whole, or None."""
+def inspect_record(
+    registry: Registry, record: ModelRecord, settings: dict[str, str]
+) -> tuple[str | None, Specification | None]:
+    """(why this row's model is not whole, or None; its spec when it loads). Gamma is not
+    judged here: a spec of another gamma is whole and repairable (check_registry)."""
+    from gmi.hub import incompatibility  # the rules identify applies, in one place
+
     path = registry.spec_dir / record.spec_file
     try:
         data = path.read_bytes()
     except OSError:
-        return f"spec file {record.spec_file} is missing"
+        return f"spec file {record.spec_file} is missing", None
     if hashlib.sha256(data).hexdigest() != record.spec_sha256:
-        return "spec file does not match its checksum"
+        return "spec file does not match its checksum", None
     try:
         spec = Specification.load(path, label="spec file")
     except CorruptSpecError as exc:
-        return str(exc)
-    if settings.get("encoder") and spec.encoder != settings["encoder"]:
-        return f"encoder {spec.encoder!r}, registry uses {settings['encoder']!r}"
+        return str(exc), None
     if spec.points.shape[0] != record.n_points or spec.pair_features.shape[0] != record.n_images:
-        return "array shapes disagree with the record"
-    for key, width in (
-        ("image_dim", spec.points.shape[1]),
-        ("prompt_dim", spec.point_prompts.shape[1]),
-    ):
-        if key in settings and int(settings[key]) != width:
-            return f"{key.replace('_', ' ')} {width}, the registry's is {settings[key]}"
-    return None
+        return "array shapes disagree with the record", spec
+    without_gamma = {k: v for k, v in settings.items() if k != "gamma"}
+    return incompatibility(spec, without_gamma), spec
+
+
+def verify(registry: Registry, record: ModelRecord, settings: dict[str, str]) -> str | None:
+    """Why this row's model is not whole, or None."""
+    return inspect_record(registry, record, settings)[0]
 
 
 def wrong_gamma(registry: Registry, record: ModelRecord, gamma: float | None) -> bool:
@@ -94,12 +97,11 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
     broken: list[ModelRecord] = []
     regamma: list[ModelRecord] = []
     for record in records:
-        problem = verify(registry, record, settings)
-        if problem:
+        problem, spec = inspect_record(registry, record, settings)
+        if problem or spec is None:
             report.problems.append(f"{record.name}: {problem}")
             broken.append(record)
             continue
-        spec = registry.load_spec(record)
         dims.add((int(spec.points.shape[1]), int(spec.point_prompts.shape[1])))
         if gamma is not None and not np.isclose(spec.gamma, gamma, rtol=1e-9):
             report.problems.append(
