@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import io
-import json
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,39 +22,37 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from gmi.augment import AUGMENTS, DEFAULT_AUGMENT, spec_views
+from gmi.augment import spec_views
 from gmi.embedded import Embedded, read_embedded
-from gmi.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+from gmi.encoders import Encoder, load_encoder
 from gmi.encoders.base import l2_normalise
 from gmi.errors import (
     ConflictError,
     CorruptSpecError,
+    GmiError,
     InvalidInputError,
     NotFoundError,
     already_exists,
 )
 from gmi.imagefolder import MAX_PROMPT_CHARS, read_imagefolder
 from gmi.images import open_image
-from gmi.index import HubIndex, fit_learned, stated_prompt_weights
-from gmi.interrogators import DEFAULT_INTERROGATOR, load_interrogator
+from gmi.interrogators import load_interrogator
 from gmi.interrogators.base import prompt_embeddings
+from gmi.registry.base import Store
+from gmi.registry.packed import PackedIndex, spec_problem
 from gmi.registry.store import (
     ModelRecord,
     Registry,
     default_home,
     normalise_model_hash,
-    state_key,
     validate_name,
 )
+from gmi.search import ranking
+from gmi.search.weights import PointWeights
+from gmi.settings import HubSettings
 from gmi.spec.calibration import Calibration
 from gmi.spec.kernels import default_gamma
-from gmi.spec.scoring import (
-    DEFAULT_SCORING,
-    DEFAULT_TAU,
-    SCORINGS,
-    prompt_weights,
-    score_requirements,
-)
+from gmi.spec.scoring import group_prompts
 from gmi.spec.specification import Specification, build_specification
 
 ENCODE_BATCH = 16
@@ -148,45 +146,23 @@ def encode_images_with_progress(
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
 
 
-def _reference_settings(settings: dict[str, str], specs: list[Specification]) -> dict[str, str]:
-    """What every spec must match: the registry's fixed values, else (registries from before
-    they were recorded) the most common value among its specs."""
-    reference = dict(settings)
-    for key, value in (
-        ("image_dim", lambda s: str(s.points.shape[1])),
-        ("prompt_dim", lambda s: str(s.point_prompts.shape[1])),
-        ("gamma", lambda s: repr(s.gamma)),
-    ):
-        if key not in reference and specs:
-            values = [value(spec) for spec in specs]
-            reference[key] = max(set(values), key=values.count)
-    return reference
-
-
-def incompatibility(spec: Specification, reference: dict[str, str]) -> str | None:
-    """Why a (valid) spec cannot be scored with this registry's others, or None."""
-    if spec.encoder != reference.get("encoder", spec.encoder):
-        return f"built with encoder {spec.encoder!r}, the registry uses {reference['encoder']!r}"
-    if "gamma" in reference and not np.isclose(spec.gamma, float(reference["gamma"]), rtol=1e-9):
-        return (
-            f"built with gamma {spec.gamma:.6g}, the registry uses {float(reference['gamma']):.6g}"
-            " (gmi check --repair rebuilds it)"
-        )
-    for key, width in (
-        ("image_dim", spec.points.shape[1]),
-        ("prompt_dim", spec.point_prompts.shape[1]),
-    ):
-        if key in reference and width != int(reference[key]):
-            return f"{key.replace('_', ' ')} {width}, the registry's is {reference[key]}"
-    return None
+def incompatibility(spec: Specification, settings: HubSettings) -> str | None:
+    """Why a (valid) spec cannot be ranked with this registry's others, or None (the rules
+    the packed index applies; `gmi check` reports the same)."""
+    return spec_problem(spec, settings)
 
 
 class Hub:
-    """A registry plus the models (encoder, interrogator) that its settings name.
+    """A registry (any `Store`) plus the models (encoder, interrogator) its settings name.
 
     encoder / interrogator: used when the registry is created (first submit); afterwards the
     registry's own settings rule, and asking for another encoder is refused (features of two
     encoders are not comparable). The interrogator can be overridden per identify call.
+    device: where encoders and scoring run ("auto": CUDA when present). backend: the ranking
+    core's arithmetic (gmi.search.ranking.BACKENDS).
+
+    Thread-safe for identification: the index is an immutable snapshot swapped under a small
+    lock when the registry changes (in this process or any other); scoring runs unlocked.
     """
 
     def __init__(
@@ -201,8 +177,13 @@ class Hub:
         combine: str | None = None,
         augment: str | None = None,
         scoring: str | None = None,
+        device: str = "auto",
+        backend: str = "auto",
+        store: Store | None = None,
     ) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
+        if store is not None:
+            self.home = store.home
         self._requested = {
             "encoder": encoder,
             "interrogator": interrogator,
@@ -213,68 +194,55 @@ class Hub:
             "augment": augment,
             "scoring": scoring,
         }
-        self._registry: Registry | None = None
-        self._index: HubIndex | None = None
-        self._index_key: tuple | None = None
+        if backend not in ranking.BACKENDS:
+            raise InvalidInputError(f"backend must be one of {', '.join(ranking.BACKENDS)}")
+        if device not in ranking.DEVICES:
+            raise InvalidInputError(f"device must be one of {', '.join(ranking.DEVICES)}")
+        self.device = device
+        self.backend = backend
+        self._registry: Store | None = store
+        self._index: PackedIndex | None = None
+        self._index_lock = threading.Lock()
         self.index_error: str | None = None  # why the last index build failed, if it did
 
     # -- registry and settings ---------------------------------------------------------
     def exists(self) -> bool:
+        if self._registry is not None and not isinstance(self._registry, Registry):
+            return True
         if self.home.exists() and not self.home.is_dir():
             raise InvalidInputError(f"{self.home}: the registry home is a file, not a directory")
         return (self.home / "registry.db").exists()
 
-    def registry(self, *, create: bool = False) -> Registry:
+    def registry(self, *, create: bool = False) -> Store:
         if self._registry is None:
             self._registry = Registry(self.home, create=create)
         return self._registry
 
-    def settings(self) -> dict[str, str]:
+    def settings(self) -> HubSettings:
         """The registry's settings, or the requested/default ones for a registry not yet made."""
         stored = self.registry().settings() if self.exists() else {}
-        wanted = self._requested
-        encoder = wanted["encoder"] or DEFAULT_ENCODER
-        if stored.get("encoder") and wanted["encoder"] and wanted["encoder"] != stored["encoder"]:
+        wanted = {k: v for k, v in self._requested.items() if v is not None}
+        if stored.get("encoder") and "encoder" in wanted and wanted["encoder"] != stored["encoder"]:
             raise ConflictError(
                 f"registry {self.home} uses encoder {stored['encoder']!r}, not "
                 f"{wanted['encoder']!r}; specs of different encoders cannot be compared "
                 "(use another --home)"
             )
-        merged = {
-            "encoder": stored.get("encoder", encoder),
-            "interrogator": stored.get(
-                "interrogator", wanted["interrogator"] or DEFAULT_INTERROGATOR
-            ),
-            "tau": stored.get("tau", str(wanted["tau"] or DEFAULT_TAU)),
-            "combine": stored.get("combine", wanted["combine"] or "mean"),
-            "augment": stored.get("augment", wanted["augment"] or DEFAULT_AUGMENT),
-            "scoring": stored.get("scoring", wanted["scoring"] or DEFAULT_SCORING),
-        }
-        if merged["augment"] not in AUGMENTS:
-            raise InvalidInputError(f"augment must be one of {', '.join(AUGMENTS)}")
-        if merged["scoring"] not in SCORINGS:
-            raise InvalidInputError(f"scoring must be one of {', '.join(SCORINGS)}")
-        if merged["combine"] not in ("mean", "joint"):
-            raise InvalidInputError("combine must be 'mean' or 'joint'")
-        for key in ("gamma", "n_points"):
-            value = stored.get(key) or (str(wanted[key]) if wanted[key] else None)
-            if value is not None:
-                merged[key] = value
-        for key in ("image_dim", "prompt_dim"):  # fixed by the first model
-            if key in stored:
-                merged[key] = stored[key]
-        return merged
+        # the stored value of a setting wins over a requested one (fixed at creation)
+        requested = HubSettings.from_strings({k: str(v) for k, v in wanted.items()})
+        return HubSettings.from_strings({**requested.to_strings(), **stored})
 
-    def init(self) -> dict[str, str]:
+    def init(self) -> HubSettings:
         """Create the registry and fix its settings (the first submit does this implicitly)."""
         settings = self.settings()
-        load_encoder(settings["encoder"])  # fail on an unknown name before creating anything
-        load_interrogator(settings["interrogator"])
-        return self.registry(create=True).set_settings(settings)
+        load_encoder(settings.encoder)  # fail on an unknown name before creating anything
+        load_interrogator(settings.interrogator)
+        stored = self.registry(create=True).set_settings(settings.to_strings())
+        return HubSettings.from_strings(stored)
 
     @property
     def encoder(self) -> Encoder:
-        return load_encoder(self.settings()["encoder"])
+        return load_encoder(self.settings().encoder)
 
     # -- submitting stage --------------------------------------------------------------
     def submit_folder(
@@ -367,12 +335,12 @@ class Hub:
         settings = self.settings()
         if not replace and self.exists() and self.registry().exists(name):
             raise already_exists(name)
-        encoder = load_encoder(settings["encoder"])
-        views = spec_views(list(images), settings["augment"])
+        encoder = load_encoder(settings.encoder)
+        views = spec_views(list(images), settings.augment)
         features = encode_images_with_progress(encoder, views, f"encoding {name}", progress)
         prompt_embeddings = encoder.encode_texts(list(prompts))
-        if "gamma" in settings:
-            candidate = float(settings["gamma"])
+        if settings.gamma is not None:
+            candidate = settings.gamma
         else:
             try:
                 candidate = default_gamma(features)
@@ -381,13 +349,12 @@ class Hub:
                     f"{name}: {exc}; a registry's first model fixes the kernel width from its "
                     "images, so they must differ"
                 ) from exc
-        n_points = int(settings["n_points"]) if "n_points" in settings else None
         registry = self.registry(create=True)
         # Fixed once, atomically: the first writer's values win and every other submit, even
         # one racing it into a new registry, reads them back and builds with them.
         stored = registry.set_settings(
             {
-                **settings,
+                **settings.to_strings(),
                 "gamma": repr(candidate),
                 "image_dim": str(features.shape[1]),
                 "prompt_dim": str(prompt_embeddings.shape[1]),
@@ -409,7 +376,7 @@ class Hub:
             list(prompts),
             encoder=encoder.name,
             gamma=float(stored["gamma"]),
-            n_points=n_points,
+            n_points=settings.n_points,
         )
         record = registry.add(
             name,
@@ -420,62 +387,66 @@ class Hub:
             model_hashes=model_hashes,
             extra=extra,
         )
-        self._refit()
+        self._sync()
         return record
 
     # -- identification stage ------------------------------------------------------------
-    def index(self) -> HubIndex:
-        """All usable specs, stacked; reloaded only when the registry's models change.
+    def index(self) -> PackedIndex:
+        """The packed index of the registry's current state (gmi.registry.packed).
 
-        A model whose spec is damaged, crafted or incompatible with the registry (another
-        encoder, gamma or dimension) is skipped and named in `HubIndex.skipped`: identify works
-        with the others and says so. Only a registry with no usable model at all is an error.
+        Checked on every call with one small read of the registry's state, so writes made by
+        other processes are picked up without a restart; reopened (memory maps, no spec file
+        parsed) only when the state changed. A model whose spec is damaged, crafted or
+        incompatible with the registry is left out and named in `skipped`; only a registry
+        with no usable model at all is an error.
         """
         if not self.exists():
             raise NotFoundError(f"{self.home}: no gmi registry here (submit a model first)")
-        records = self.registry().list()
-        if not records:
-            raise NotFoundError(f"{self.home}: the registry has no models (submit one first)")
-        key = tuple((r.name, r.spec_sha256) for r in records)
-        if self._index is None or self._index_key != key:
-            settings = self.settings()
-            loaded, skipped = [], {}
-            for record in records:
-                try:
-                    loaded.append((record.name, self.registry().load_spec(record)))
-                except CorruptSpecError as exc:
-                    skipped[record.name] = str(exc)
-            reference = _reference_settings(settings, [spec for _, spec in loaded])
-            names, specs = [], []
-            for name, spec in loaded:
-                problem = incompatibility(spec, reference)
-                if problem:
-                    skipped[name] = f"model {name!r}: {problem}"
-                    continue
-                names.append(name)
-                specs.append(spec)
-            if not specs:
-                reasons = "; ".join(skipped.values())
+        registry = self.registry()
+        token = registry.index_token()
+        current = self._index
+        if current is not None and token and current.token == token:
+            return current
+        with self._index_lock:
+            if self._index is not None and token and self._index.token == token:
+                return self._index
+            settings = self._fixed_settings()
+            index = registry.open_index(settings)
+            if not index.arrays.n_slots:
+                self._index, self.index_error = None, None
+                raise NotFoundError(f"{self.home}: the registry has no models (submit one first)")
+            if not index.names:
+                reasons = "; ".join(f"model {n!r}: {w}" for n, w in index.skipped.items())
                 self._index, self.index_error = None, f"no usable model ({reasons})"
                 raise CorruptSpecError(f"{self.home}: no usable model ({reasons}); run gmi check")
-            index = HubIndex.from_specs(names, specs)
-            fit_settings = {
-                "scoring": settings["scoring"],
-                "tau": float(settings["tau"]),
-                "interrogated": settings["interrogator"] != "none",
-            }
-            usable = tuple(item for item in key if item[0] not in skipped)
-            learned = self.registry().learned_models(
-                state_key(usable, json.dumps(fit_settings, sort_keys=True)),
-                lambda: fit_learned(index, **fit_settings),
-            )
-            self._index = replace(index, learned=learned, skipped=skipped)
-            self._index_key = key
+            self._index = index
             self.index_error = None
-        return self._index
+            return index
+
+    def _fixed_settings(self) -> HubSettings:
+        """The settings, with the values a registry fixes at its first submit filled in from
+        its models for registries made before gmi recorded them."""
+        settings = self.settings()
+        if settings.gamma is not None and settings.image_dim is not None:
+            return settings
+        registry = self.registry()
+        for record in registry.list():
+            try:
+                spec = registry.load_spec(record)
+            except CorruptSpecError:
+                continue
+            values = {
+                "gamma": repr(spec.gamma),
+                "image_dim": str(spec.points.shape[1]),
+                "prompt_dim": str(spec.point_prompts.shape[1]),
+            }
+            if not registry.read_only:
+                return HubSettings.from_strings(registry.set_settings(values))
+            return HubSettings.from_strings({**values, **settings.to_strings()})
+        return settings
 
     @property
-    def loaded_index(self) -> HubIndex | None:
+    def loaded_index(self) -> PackedIndex | None:
         """The index as last loaded in this process (no reload): for health probes."""
         return self._index
 
@@ -513,8 +484,8 @@ class Hub:
         embedded = [read_embedded(im, label) for im, label in zip(decoded, labels, strict=True)]
         index = self.index()
         settings = self.settings()
-        encoder = load_encoder(settings["encoder"])
-        asker = load_interrogator(interrogator or settings["interrogator"])
+        encoder = load_encoder(settings.encoder)
+        asker = load_interrogator(interrogator or settings.interrogator)
 
         t0 = time.perf_counter()
         features = encoder.encode_images(decoded)
@@ -529,25 +500,22 @@ class Hub:
         for i, answer in zip(guessed, asked, strict=True):
             texts[i] = answer.text
         guessed_prompts = prompt_embeddings(asked, encoder) if asked else None
-        image_prompts, weights = guessed_prompts, None
-        if len(guessed) < len(decoded):  # some prompts are known: per-image weights
-            weights = self._known_prompt_weights(
-                index, encoder, texts, guessed, guessed_prompts, float(settings["tau"])
-            )
-            image_prompts = None
+        weights = self._point_weights(
+            index, encoder, texts, sources, guessed, guessed_prompts, settings
+        )
         t2 = time.perf_counter()
         groups = [list(range(len(decoded)))] if together else [[i] for i in range(len(decoded))]
-        if weights is not None and settings["combine"] == "joint" and settings["scoring"] == "rkme":
-            weights = np.stack([weights[g].mean(axis=0) for g in groups])
-        distances = score_requirements(
-            index.stack,
+        if settings.combine == "joint" and settings.scoring == "rkme":
+            weights = _group_weights(weights, groups)
+        distances = ranking.distances(
+            index.arrays,
             features,
-            groups,
-            image_prompts,
-            float(settings["tau"]),
-            settings["combine"],
-            settings["scoring"],
             weights,
+            groups,
+            scoring=settings.scoring,
+            combine=settings.combine,
+            backend=self.backend,
+            device=self.device,
         )
         t3 = time.perf_counter()
 
@@ -557,22 +525,23 @@ class Hub:
             raise CorruptSpecError(f"{self.home}: the hub's calibration is missing")
         exact = self._exact_matches(embedded)
         skipped = [
-            f"{why}; left out of the ranking (see gmi check)" for why in index.skipped.values()
+            f"model {name!r}: {why}; left out of the ranking (see gmi check)"
+            for name, why in index.skipped.items()
         ]
         out = []
         for g, group in enumerate(groups):
             exact_here = sorted(
-                {index.position[n] for i in group for n in exact.get(i, [])},
+                {index.position[n] for i in group for n in exact.get(i, []) if n in index.position},
                 key=lambda m: distances[g, m],
             )
-            ranked = np.argsort(distances[g], kind="stable")[: top + len(exact_here)]
+            ranked = ranking.top_k(distances[g], top + len(exact_here))
             order = [*exact_here, *(m for m in ranked if m not in exact_here)][:top]
             scores = calibration.score(distances[g, order])
             close = calibration.close(distances[g, order])
             matches = [
                 Match(
                     rank=r + 1,
-                    model=index.names[m],
+                    model=index.arrays.names[m],
                     score=float(scores[r]),
                     distance=float(distances[g, m]),
                     close_match=bool(close[r]) or m in exact_here,
@@ -620,26 +589,37 @@ class Hub:
         return texts, sources
 
     @staticmethod
-    def _known_prompt_weights(
-        index: HubIndex,
+    def _point_weights(
+        index: PackedIndex,
         encoder: Encoder,
         texts: list[str],
+        sources: list[str],
         guessed: list[int],
         guessed_prompts: np.ndarray | None,
-        tau: float,
-    ) -> np.ndarray:
-        """Point weights [T, M, K]: known prompts through the visual prompt kernel, guessed
-        ones through the prompt kernel (uniform when the interrogator gives no prompt)."""
-        known = [i for i in range(len(texts)) if i not in guessed]
-        stack = index.stack
-        weights = np.empty((len(texts), *stack.mask.shape), dtype=np.float64)
-        distinct = list(dict.fromkeys(texts[i] for i in known))
-        by_text = stated_prompt_weights(index, encoder.encode_texts(distinct))
-        for i in known:
-            weights[i] = by_text[distinct.index(texts[i])]
-        if guessed:
-            weights[guessed] = prompt_weights(guessed_prompts, stack, tau)
-        return weights
+        settings: HubSettings,
+    ) -> PointWeights:
+        """Per image: a known prompt (stated or embedded) through the hub's learned visual
+        prompt kernel; a guessed one through the prompt kernel (uniform when the interrogator
+        gives no prompt)."""
+        n = len(texts)
+        known = [i for i in range(n) if sources[i] != "interrogated"]
+        kinds = ["uniform"] * n
+        prompts = visuals = None
+        if guessed_prompts is not None:
+            prompts = np.zeros((n, guessed_prompts.shape[1]), dtype=np.float32)
+            prompts[guessed] = guessed_prompts
+            for i in guessed:
+                kinds[i] = "prompt"
+        text_visuals = None
+        if known:
+            distinct = list(dict.fromkeys(texts[i] for i in known))
+            predicted = index.prompt_to_visual.predict(encoder.encode_texts(distinct))
+            visuals = np.zeros((n, predicted.shape[1]))
+            for i in known:
+                visuals[i] = predicted[distinct.index(texts[i])]
+                kinds[i] = "visual"
+            text_visuals = index.text_visuals
+        return PointWeights(kinds, prompts, visuals, text_visuals, tau=settings.tau)
 
     def _exact_matches(self, embedded: list[Embedded]) -> dict[int, list[str]]:
         """Per image index: registered models carrying the checkpoint hash it embeds."""
@@ -653,21 +633,25 @@ class Hub:
 
     def evidence(self, result: Identification, per_model: int = 3) -> dict[str, list[dict]]:
         """Why each listed model ranked where it did: its spec images most similar to the
-        query (index into the model's example images, prompt, cosine similarity)."""
+        query (index into the model's example images, prompt, cosine similarity). Reads only
+        the listed models' rows."""
         index = self.index()
         if result.features is None:
             return {}
         query = l2_normalise(result.features).mean(axis=0)
         out = {}
         for match in result.results:
-            m = index.position[match.model]
-            rows = np.flatnonzero(index.pair_model == m)
-            sims = index.unit_pair_features[rows] @ query
+            slot = index.position.get(match.model)
+            if slot is None:
+                continue
+            rows = index.pair_rows(slot)
+            features = l2_normalise(np.asarray(index.arrays.pair_features[rows[0] : rows[-1] + 1]))
+            sims = features @ query
             best = np.argsort(-sims)[:per_model]
             out[match.model] = [
                 {
                     "image": int(j),
-                    "prompt": index.pair_texts[rows[j]],
+                    "prompt": index.pair_text(int(rows[j])),
                     "similarity": round(float(sims[j]), 4),
                 }
                 for j in best
@@ -688,16 +672,27 @@ class Hub:
         if not self.exists():
             raise NotFoundError(f"no model named {name!r} (the registry {self.home} is empty)")
         record = self.registry().remove(name)
-        self._refit()
+        self._sync()
         return record
 
-    def _refit(self) -> None:
-        """Refit the hub's learned parts (the `hub` interrogator, the calibration) after the
-        models changed, so that the next identify, in any process, finds them ready. The write
-        has already taken effect: nothing here may turn it into a reported failure (a bad
-        spec elsewhere is reported by identify and `gmi check`)."""
+    def _sync(self) -> None:
+        """Bring the packed index and the learned parts in step after this process changed the
+        models (O(the change), gmi.registry.packed), so the next identify, in any process,
+        finds them ready. The write has already taken effect: nothing here may turn it into a
+        reported failure (a reader syncs again, and `gmi check` reports problems)."""
         try:
-            if self.registry().list():
-                self.index()
-        except (CorruptSpecError, OSError):
+            if self.registry().list_names(limit=1):
+                self.registry().sync_index(self._fixed_settings())
+        except (GmiError, OSError):
             pass
+
+
+def _group_weights(weights: PointWeights, groups: list[list[int]]) -> PointWeights:
+    """One weight row per group, for the joint RKME: the group's prompt embeddings averaged
+    (as METHOD.md's single-embedding reading), or its visual vectors averaged."""
+    kinds = [weights.kinds[g[0]] for g in groups]
+    prompts = None if weights.prompts is None else group_prompts(weights.prompts, groups)
+    visuals = None
+    if weights.visuals is not None:
+        visuals = np.stack([np.asarray(weights.visuals)[g].mean(axis=0) for g in groups])
+    return PointWeights(kinds, prompts, visuals, weights.text_visuals, weights.tau)

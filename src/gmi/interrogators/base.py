@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from gmi.encoders.base import Encoder, l2_normalise
-from gmi.index import HubIndex
+
+if TYPE_CHECKING:
+    from gmi.registry.packed import PackedIndex
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,6 @@ class Interrogator(ABC):
         images: list[Image.Image],
         features: np.ndarray,
         encoder: Encoder,
-        index: HubIndex,
+        index: PackedIndex,
     ) -> list[Interrogation]:
         """One Interrogation per image. `features` are the images' encoder features [n, d]."""

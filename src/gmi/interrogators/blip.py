@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -11,8 +11,10 @@ from PIL import Image
 
 from gmi.encoders.base import Encoder
 from gmi.hf import load_pretrained, require
-from gmi.index import HubIndex
 from gmi.interrogators.base import Interrogation, Interrogator
+
+if TYPE_CHECKING:
+    from gmi.registry.packed import PackedIndex
 
 DEFAULT_BLIP = "Salesforce/blip-image-captioning-large"
 MAX_NEW_TOKENS = 30
@@ -61,7 +63,7 @@ class BlipInterrogator(Interrogator):
         self.captioner = BlipCaptioner(source)
 
     def interrogate(
-        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: HubIndex
+        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: PackedIndex
     ) -> list[Interrogation]:
         return [Interrogation(text=c) for c in self.captioner.caption(images)]
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from gmi.encoders.base import Encoder
 from gmi.errors import ConflictError
-from gmi.index import HubIndex
 from gmi.interrogators.base import Interrogation, Interrogator
 from gmi.interrogators.blip import DEFAULT_BLIP, BlipCaptioner
+
+if TYPE_CHECKING:
+    from gmi.registry.packed import PackedIndex
 
 FLAVOURS = 3  # how many flavour phrases are appended
 
@@ -50,7 +53,7 @@ class ClipInterrogator(Interrogator):
         return self._tables[encoder.name]  # type: ignore[return-value]
 
     def interrogate(
-        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: HubIndex
+        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: PackedIndex
     ) -> list[Interrogation]:
         table = self._table(encoder)
         captions = self.captioner.caption(images)

@@ -7,31 +7,35 @@ weighted RKME live: no captioning model and no text round trip. For display it n
 hub's standard prompt nearest to the prediction.
 
 The fitted model belongs to the registry: the Hub refits it when models are added or removed
-and stores it as safetensors (`HubIndex.learned`); without a stored one (e.g. in the
+and stores it as safetensors (`PackedIndex.learned`); without a stored one (e.g. in the
 benchmark) it is fitted on the index's pairs on first use.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PIL import Image
 
 from gmi.encoders.base import Encoder, l2_normalise
-from gmi.index import HubIndex
 from gmi.interrogators.base import Interrogation, Interrogator
 from gmi.spec.ridge import RidgeModel
+
+if TYPE_CHECKING:
+    from gmi.registry.packed import PackedIndex
 
 
 class HubInterrogator(Interrogator):
     name = "hub"
 
-    def model_for(self, index: HubIndex) -> RidgeModel:
+    def model_for(self, index: PackedIndex) -> RidgeModel:
         """The index's stored model, else one fitted on its pairs and kept ON the index (a
         cache attached to the object it was computed from cannot answer for another)."""
         return index.image_to_prompt
 
     def interrogate(
-        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: HubIndex
+        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: PackedIndex
     ) -> list[Interrogation]:
         predicted = l2_normalise(self.model_for(index).predict(features))
         texts, embeddings = index.standard_prompts()

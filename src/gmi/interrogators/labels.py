@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from gmi.encoders import efficientnet
 from gmi.encoders.base import Encoder
-from gmi.index import HubIndex
 from gmi.interrogators.base import Interrogation, Interrogator
+
+if TYPE_CHECKING:
+    from gmi.registry.packed import PackedIndex
 
 
 @lru_cache(maxsize=1)
@@ -32,7 +35,7 @@ class LabelsInterrogator(Interrogator):
         self.name = "labels" if top == 3 else f"labels:{top}"
 
     def interrogate(
-        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: HubIndex
+        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: PackedIndex
     ) -> list[Interrogation]:
         # Its own forward pass: reusing the encoder's would need a cache, and a cache keyed by
         # object identity served one image's answer for another (ids are reused after free).

@@ -8,12 +8,16 @@ the weights); the text shown is the nearest pair's prompt.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PIL import Image
 
 from gmi.encoders.base import Encoder, l2_normalise
-from gmi.index import HubIndex
 from gmi.interrogators.base import Interrogation, Interrogator
+
+if TYPE_CHECKING:
+    from gmi.registry.packed import PackedIndex
 
 _TEMPERATURE = 0.02  # softmax over cosine similarities of the r nearest spec images
 
@@ -24,7 +28,7 @@ class RetrievalInterrogator(Interrogator):
         self.name = "retrieval" if neighbours == 8 else f"retrieval:{neighbours}"
 
     def interrogate(
-        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: HubIndex
+        self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: PackedIndex
     ) -> list[Interrogation]:
         sims = l2_normalise(features) @ index.unit_pair_features.T  # [n, P]
         r = min(self.neighbours, sims.shape[1])
@@ -32,8 +36,9 @@ class RetrievalInterrogator(Interrogator):
         out = []
         for row, idx in zip(sims, nearest, strict=True):
             w = np.exp((row[idx] - row[idx].max()) / _TEMPERATURE)
-            embedding = l2_normalise((w[:, None] * index.pair_prompts[idx]).sum(axis=0))
-            out.append(Interrogation(text=index.pair_texts[idx[0]], embedding=embedding))
+            prompts = index.pair_prompt_vectors(idx)
+            embedding = l2_normalise((w[:, None] * prompts).sum(axis=0))
+            out.append(Interrogation(text=index.pair_text(int(idx[0])), embedding=embedding))
         return out
 
 

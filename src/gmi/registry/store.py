@@ -12,7 +12,6 @@ database row last in one transaction. A crash before the commit leaves at most a
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -26,10 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from safetensors import SafetensorError
-from safetensors.numpy import save
+from typing import TYPE_CHECKING, Any
 
 from gmi.errors import (
     CorruptRegistryError,
@@ -40,16 +36,16 @@ from gmi.errors import (
     already_exists,
 )
 from gmi.registry.atomic import atomic_write, dir_mode, fsync_dir
-from gmi.safetensors_io import load_with_metadata
-from gmi.spec.calibration import Calibration
-from gmi.spec.ridge import RidgeModel
 from gmi.spec.specification import Specification
+
+if TYPE_CHECKING:
+    from gmi.registry.packed import PackedIndex
+    from gmi.settings import HubSettings
 
 DB_NAME = "registry.db"
 THUMB_DIR = "thumbs"
-LEARNED_MODELS = "learned.safetensors"
-LEARNED_FORMAT = "2"  # 2: models map name -> kind (ridge, calibration)
-LEARNED_KINDS = {"ridge": RidgeModel, "calibration": Calibration}
+
+
 SPEC_DIR = "specs"
 # A model name; matched whole (fullmatch: "$" would also match before a trailing newline)
 NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?"
@@ -83,7 +79,48 @@ MIGRATIONS = [
     );
     CREATE INDEX model_hashes_by_name ON model_hashes (name);
     """,
+    # 3: the packed index (gmi.registry.packed): slots, shared prompt/text tables, its state,
+    # and triggers that record every change of `models`, whoever makes it
+    """
+    CREATE TABLE packed_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO packed_state (key, value) VALUES ('models_version', '1');
+    CREATE TABLE packed_slots (
+        slot INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        spec_sha256 TEXT NOT NULL,
+        alive INTEGER NOT NULL,
+        problem TEXT,
+        point_start INTEGER NOT NULL,
+        point_count INTEGER NOT NULL,
+        pair_start INTEGER NOT NULL,
+        pair_count INTEGER NOT NULL
+    );
+    CREATE INDEX packed_slots_live ON packed_slots (alive, name);
+    CREATE TABLE packed_prompts (id INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE);
+    CREATE TABLE packed_texts (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+    CREATE TRIGGER models_inserted AFTER INSERT ON models BEGIN
+        UPDATE packed_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'models_version';
+    END;
+    CREATE TRIGGER models_updated AFTER UPDATE ON models BEGIN
+        UPDATE packed_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'models_version';
+    END;
+    CREATE TRIGGER models_deleted AFTER DELETE ON models BEGIN
+        UPDATE packed_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'models_version';
+    END;
+    """,
 ]
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of a script (trigger bodies hold ';' of their own)."""
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if not buffer.strip(" \n;"):
+            buffer = ""
+        elif sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
 
 
 def default_home() -> Path:
@@ -257,7 +294,7 @@ class Registry:
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
+                for statement in _statements(script):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number}")
             db.execute("COMMIT")
@@ -450,42 +487,28 @@ class Registry:
         records = self.list()
         return records, [self.load_spec(r) for r in records]
 
-    def learned_models(
-        self, key: str, fit: Callable[[], dict[str, RidgeModel | Calibration]]
-    ) -> dict[str, RidgeModel | Calibration]:
-        """What the hub learned from its pairs, for registry state `key`: loaded if stored for
-        that state (and in the current format), else fitted and stored (atomically,
-        safetensors)."""
-        path = self.home / LEARNED_MODELS
-        try:
-            arrays, meta = load_with_metadata(path)
-            if meta.get("state") == key and meta.get("format") == LEARNED_FORMAT:
-                kinds = json.loads(meta["models"])
-                return {
-                    name: LEARNED_KINDS[kind].from_arrays(
-                        {
-                            k.split("/", 1)[1]: v
-                            for k, v in arrays.items()
-                            if k.startswith(name + "/")
-                        }
-                    )
-                    for name, kind in kinds.items()
-                }
-        except (OSError, SafetensorError, ValueError, KeyError, AttributeError, TypeError):
-            pass  # missing, stale or damaged: refit
-        models = fit()
-        arrays = {
-            f"{name}/{k}": v for name, model in models.items() for k, v in model.arrays().items()
-        }
-        kinds = {
-            name: next(kind for kind, cls in LEARNED_KINDS.items() if isinstance(model, cls))
-            for name, model in models.items()
-        }
-        metadata = {"state": key, "format": LEARNED_FORMAT, "models": json.dumps(kinds)}
-        # a cache: a read-only or full disk only costs the next process a refit
-        with contextlib.suppress(OSError):
-            atomic_write(path, save(arrays, metadata=metadata))
-        return models
+    def list_names(self, limit: int | None = None) -> list[str]:
+        """Model names, sorted (a catalogue page without loading records' extras)."""
+        with self._connect() as db:
+            sql = "SELECT name FROM models ORDER BY name"
+            rows = db.execute(sql + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
+            return [r[0] for r in rows.fetchall()]
+
+    # -- the packed index (gmi.registry.packed) -------------------------------------------
+    def index_token(self) -> str:
+        from gmi.registry import packed
+
+        return packed.state_token(self)
+
+    def open_index(self, settings: HubSettings) -> PackedIndex:
+        from gmi.registry import packed
+
+        return packed.open_index(self, settings)
+
+    def sync_index(self, settings: HubSettings, *, full: bool = False) -> None:
+        from gmi.registry import packed
+
+        packed.sync(self, settings, force_full=full)
 
     # -- repair (gmi check): every change under the write lock, after re-verifying ------------
     def remove_if(self, record: ModelRecord, still_broken: Callable[[], bool]) -> bool:
@@ -615,12 +638,6 @@ def _is_storage_failure(exc: sqlite3.OperationalError) -> bool:
 
 def _hash_forms(model_hash: str) -> tuple[str, ...]:
     return (model_hash, model_hash[:10]) if len(model_hash) == 64 else (model_hash,)
-
-
-def state_key(models: tuple[tuple[str, str], ...], settings: str = "") -> str:
-    """A digest of the registry's (name, spec hash) set and the settings the learned parts
-    depend on: learned parts are valid for one state."""
-    return hashlib.sha256(json.dumps([sorted(models), settings]).encode()).hexdigest()
 
 
 def _record(row: sqlite3.Row) -> ModelRecord:

@@ -61,3 +61,92 @@ class RidgeModel:
         return cls(
             arrays["weights"], arrays["x_mean"], arrays["y_mean"], float(arrays["penalty"][0])
         )
+
+
+@dataclass(frozen=True)
+class RidgeStatistics:
+    """Running sufficient statistics of (x, y) pairs: n, sums, X'X, X'Y and sum ||y||^2.
+
+    A hub adds and removes models one at a time; refitting the ridge on all pairs after each
+    is O(hub). These statistics change by O(own pairs) per model (add / subtract), and `solve`
+    gives the SAME model as RidgeModel.fit on all pairs (same GCV choice of the penalty): the
+    eigendecomposition of the centred X'X carries the singular values and the projections of
+    Y that the SVD gives. Float64 throughout; cost of solve O(d^3), independent of the hub.
+    """
+
+    n: float
+    sum_x: np.ndarray  # [d]
+    sum_y: np.ndarray  # [e]
+    xx: np.ndarray  # [d, d]
+    xy: np.ndarray  # [d, e]
+    yy: float
+
+    @classmethod
+    def empty(cls, d: int, e: int) -> RidgeStatistics:
+        return cls(0.0, np.zeros(d), np.zeros(e), np.zeros((d, d)), np.zeros((d, e)), 0.0)
+
+    def add(self, x: np.ndarray, y: np.ndarray, sign: float = 1.0) -> RidgeStatistics:
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        return RidgeStatistics(
+            self.n + sign * x.shape[0],
+            self.sum_x + sign * x.sum(axis=0),
+            self.sum_y + sign * y.sum(axis=0),
+            self.xx + sign * (x.T @ x),
+            self.xy + sign * (x.T @ y),
+            self.yy + sign * float((y * y).sum()),
+        )
+
+    def subtract(self, x: np.ndarray, y: np.ndarray) -> RidgeStatistics:
+        return self.add(x, y, sign=-1.0)
+
+    def solve(self, grid: np.ndarray = LAMBDA_GRID) -> RidgeModel:
+        n = round(self.n)
+        if n < 2:
+            raise ValueError("ridge regression needs at least two paired rows")
+        x_mean, y_mean = self.sum_x / n, self.sum_y / n
+        cxx = self.xx - n * np.outer(x_mean, x_mean)
+        cxy = self.xy - n * np.outer(x_mean, y_mean)
+        cyy = self.yy - n * float(y_mean @ y_mean)
+        eigval, v = np.linalg.eigh((cxx + cxx.T) / 2.0)
+        rank = min(n, cxx.shape[0])  # what a thin SVD of the centred data would return
+        order = np.argsort(eigval)[::-1][:rank]
+        s2 = np.maximum(eigval[order], 0.0)
+        v = v[:, order]
+        proj = v.T @ cxy  # = s * (u' Yc), [r, e]
+        keep = s2 > s2.max() * 1e-12 if s2.size and s2.max() > 0 else np.zeros(rank, bool)
+        uy2 = np.zeros(rank)
+        uy2[keep] = (proj[keep] ** 2).sum(axis=1) / s2[keep]  # ||u_i' Yc||^2
+        scale = float(np.mean(s2)) if s2.size else 1.0
+        best = None
+        for rel in grid:
+            lam = rel * scale
+            shrink = s2 / (s2 + lam)
+            residual = cyy - 2.0 * float((shrink * uy2).sum()) + float((shrink**2 * uy2).sum())
+            gcv = max(residual, 0.0) / n / (1.0 - shrink.sum() / n) ** 2
+            if best is None or gcv < best[0]:
+                best = (gcv, lam)
+        lam = best[1]  # type: ignore[index]
+        weights = v @ (proj / (s2 + lam)[:, None])
+        return RidgeModel(weights=weights, x_mean=x_mean, y_mean=y_mean, penalty=float(lam))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "n": np.array([self.n]),
+            "sum_x": self.sum_x,
+            "sum_y": self.sum_y,
+            "xx": self.xx,
+            "xy": self.xy,
+            "yy": np.array([self.yy]),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> RidgeStatistics:
+        return cls(
+            float(arrays["n"][0]),
+            arrays["sum_x"],
+            arrays["sum_y"],
+            arrays["xx"],
+            arrays["xy"],
+            float(arrays["yy"][0]),
+        )

@@ -1,0 +1,699 @@
+"""The packed index: every model's spec in contiguous, memory-mapped arrays beside the
+registry, kept in step with it incrementally.
+
+Layout (in the registry home):
+
+    packed/<generation>/points.f32 ...   raw little-endian arrays, one file per array
+    registry.db                         tables packed_slots, packed_prompts, packed_texts,
+                                        packed_state (see MIGRATIONS in gmi.registry.store)
+    learned/<token>.safetensors         the learned parts for packed state <token>
+
+Why it is right after any crash: the arrays are append-only and their row counts live in the
+SQLite slot table, written in the SAME transaction that commits the slot. Rows written by a
+transaction that never committed lie beyond every committed slot and are overwritten by the
+next writer. A model is never modified in place: removing one marks its slot dead (a
+tombstone); compaction rewrites the live rows into a new generation directory and switches to
+it in one transaction. Readers map the files read-only; a reader holding an old generation
+keeps its (unlinked) files until it lets go.
+
+Why it always matches the registry: SQLite triggers bump `models_version` whenever a row of
+`models` changes, by gmi or anything else; `sync` (run by the writer after its commit, and by
+any reader that finds the versions apart) packs the models whose (name, spec sha256) have no
+live slot and kills the slots whose model is gone, then records the version it reached. The
+learned parts (ridge from running sufficient statistics, calibration from a bounded sample)
+are updated in that transaction too: a submit costs O(its own pairs), not O(hub).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import save
+
+from gmi.encoders.base import l2_normalise
+from gmi.errors import CorruptSpecError, StorageError
+from gmi.registry.atomic import atomic_write, fsync_dir
+from gmi.safetensors_io import load_with_metadata
+from gmi.search.arrays import PackedArrays, points_are_images, spec_rows
+from gmi.search.rules import padded
+from gmi.settings import HubSettings
+from gmi.spec.calibration import MAX_HELD_OUT, MIN_PER_MODEL, Calibration, held_out_distances
+from gmi.spec.ridge import RidgeModel, RidgeStatistics
+from gmi.spec.specification import Specification
+
+PACKED_DIR = "packed"
+LEARNED_DIR = "learned"
+LEARNED_FORMAT = "3"
+MAX_CALIBRATION_MODELS = 512  # calibration samples at most this many models: bounded cost
+COMPACT_DEAD_FRACTION = 0.5  # compact when dead rows outnumber live ones (and are many)
+COMPACT_MIN_DEAD_POINTS = 4096
+
+# name -> (dtype, per-row width key): "d" image dim, "e" prompt dim, None a scalar per row
+POINT_FILES = {
+    "points": (np.float32, "d"),
+    "sq_norms": (np.float32, None),
+    "beta": (np.float64, None),
+    "point_prompt": (np.int32, None),
+    "point_text": (np.int32, None),
+}
+PAIR_FILES = {
+    "pair_features": (np.float32, "d"),
+    "pair_prompt": (np.int32, None),
+    "pair_text": (np.int32, None),
+}
+PROMPT_FILE = ("prompts", np.float32, "e")
+
+
+def _file(root: Path, name: str, dtype: type) -> Path:
+    return root / f"{name}.{np.dtype(dtype).str.lstrip('<>|=')}"
+
+
+def _write_rows(path: Path, start: int, rows: np.ndarray) -> None:
+    """Write rows at row `start` of a raw array file (after the last committed row)."""
+    data = np.ascontiguousarray(rows).astype(rows.dtype.newbyteorder("<"), copy=False)
+    row_bytes = data.itemsize * (int(np.prod(data.shape[1:])) if data.ndim > 1 else 1)
+    mode = "r+b" if path.exists() else "w+b"
+    with open(path, mode) as f:
+        f.seek(start * row_bytes)
+        f.write(data.tobytes())
+        f.truncate()
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _map(path: Path, dtype: type, rows: int, width: int | None) -> np.ndarray:
+    shape = (rows,) if width is None else (rows, width)
+    if rows == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(path, dtype=np.dtype(dtype).newbyteorder("<"), mode="r", shape=shape)
+
+
+@dataclass(frozen=True)
+class PackedState:
+    models_version: int
+    packed_version: int
+    token: str
+    generation: str
+
+    @property
+    def in_step(self) -> bool:
+        return self.models_version == self.packed_version and bool(self.token)
+
+
+def read_state(db: sqlite3.Connection) -> PackedState:
+    values = dict(db.execute("SELECT key, value FROM packed_state").fetchall())
+    return PackedState(
+        int(values.get("models_version", "0")),
+        int(values.get("packed_version", "-1")),
+        values.get("token", ""),
+        values.get("generation", "0"),
+    )
+
+
+# -- reading ----------------------------------------------------------------------------
+def open_arrays(home: Path, db: sqlite3.Connection, state: PackedState, dims: tuple[int, int]):
+    """PackedArrays over the committed slots (memory maps), plus {name: problem} of the live
+    slots that cannot be ranked. One SQL pass over the slot table; no spec file is read."""
+    rows = db.execute(
+        "SELECT name, alive, problem, point_start, point_count, pair_start, pair_count "
+        "FROM packed_slots ORDER BY slot"
+    ).fetchall()
+    d, e = dims
+    root = home / PACKED_DIR / state.generation
+    names = [r[0] for r in rows]
+    table = np.array([r[3:] for r in rows], dtype=np.int64).reshape(-1, 4)
+    alive = np.array([bool(r[1]) and r[2] is None for r in rows], dtype=bool)
+    problems = {r[0]: r[2] for r in rows if r[1] and r[2] is not None}
+    point_end = int((table[:, 0] + table[:, 1]).max()) if len(rows) else 0
+    pair_end = int((table[:, 2] + table[:, 3]).max()) if len(rows) else 0
+    point_offsets = np.r_[table[:, 0], point_end].astype(np.int64) if len(rows) else np.zeros(1)
+    pair_offsets = np.r_[table[:, 2], pair_end].astype(np.int64) if len(rows) else np.zeros(1)
+    _check_contiguous(table)
+    n_prompts = db.execute("SELECT COALESCE(MAX(id), 0) FROM packed_prompts").fetchone()[0]
+    texts = [t for (t,) in db.execute("SELECT text FROM packed_texts ORDER BY id")]
+    width = {"d": d, "e": e, None: None}
+    mapped = {
+        name: _map(_file(root, name, dtype), dtype, point_end, width[w])
+        for name, (dtype, w) in POINT_FILES.items()
+    }
+    mapped.update(
+        {
+            name: _map(_file(root, name, dtype), dtype, pair_end, width[w])
+            for name, (dtype, w) in PAIR_FILES.items()
+        }
+    )
+    name, dtype, w = PROMPT_FILE
+    prompts = _map(_file(root, name, dtype), dtype, n_prompts, width[w])
+    gamma_row = db.execute("SELECT value FROM settings WHERE key = 'gamma'").fetchone()
+    arrays = PackedArrays(
+        names=names,
+        alive=alive,
+        point_offsets=point_offsets.astype(np.int64),
+        prompts=prompts,
+        pair_offsets=pair_offsets.astype(np.int64),
+        texts=texts,
+        gamma=float(gamma_row[0]) if gamma_row else 1.0,
+        **mapped,
+    )
+    return arrays, problems
+
+
+def _check_contiguous(table: np.ndarray) -> None:
+    """Slots own consecutive rows in slot order (what point_offsets assumes)."""
+    for col in (0, 2):
+        ends = table[:-1, col] + table[:-1, col + 1]
+        if len(table) > 1 and not np.array_equal(ends, table[1:, col]):
+            raise CorruptSpecError("the packed index's slot table is not contiguous")
+
+
+@dataclass(frozen=True, eq=False)
+class PackedIndex:
+    """One committed state of the packed index, as identification uses it: the arrays, the
+    learned parts, and which models were left out (and why). Immutable: a new registry state
+    gives a new PackedIndex, so nothing computed for one state can answer for another."""
+
+    arrays: PackedArrays
+    token: str
+    learned: dict[str, RidgeModel | Calibration] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_specs(
+        cls, names: list[str], specs: list[Specification], **learned: RidgeModel | Calibration
+    ) -> PackedIndex:
+        """In memory, from specs (the benchmark; tests)."""
+        return cls(PackedArrays.from_specs(names, specs), token="", learned=dict(learned))
+
+    @cached_property
+    def live(self) -> np.ndarray:
+        return self.arrays.live_slots
+
+    @cached_property
+    def names(self) -> list[str]:
+        """Names of the ranked models (live slots), in slot order."""
+        return [self.arrays.names[s] for s in self.live]
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        """Model name -> its slot (built once per state)."""
+        return {self.arrays.names[s]: int(s) for s in self.live}
+
+    @cached_property
+    def _live_pairs(self) -> np.ndarray:
+        a = self.arrays
+        return np.flatnonzero(np.repeat(a.alive, np.diff(a.pair_offsets)))
+
+    @cached_property
+    def image_to_prompt(self) -> RidgeModel:
+        """The `hub` interrogator's ridge: the stored one, else fitted on the live pairs."""
+        model = self.learned.get("image_to_prompt")
+        if isinstance(model, RidgeModel):
+            return model
+        rows = self._live_pairs
+        a = self.arrays
+        return RidgeModel.fit(np.asarray(a.pair_features)[rows], a.prompts[a.pair_prompt[rows]])
+
+    @cached_property
+    def _standard_prompts(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        a = self.arrays
+        rows = self._live_pairs
+        texts = np.asarray(a.pair_text)[rows]
+        ids, first = np.unique(texts, return_index=True)
+        embeddings = np.asarray(a.prompts)[np.asarray(a.pair_prompt)[rows[first]]]
+        return [a.texts[i] for i in ids], embeddings, ids
+
+    def standard_prompts(self) -> tuple[list[str], np.ndarray]:
+        """The distinct spec prompts of the live models and their embeddings [U, e]."""
+        texts, embeddings, _ = self._standard_prompts
+        return texts, embeddings
+
+    @cached_property
+    def text_visuals(self) -> np.ndarray:
+        """[texts, d]: per spec prompt text, the mean image feature over every live model that
+        drew it: what the hub's models make of that prompt (the visual prompt kernel's space).
+        One pass over the live pairs, computed on first use per state (stated prompts)."""
+        from scipy.sparse import csr_matrix
+
+        a = self.arrays
+        rows = self._live_pairs
+        texts = np.asarray(a.pair_text)[rows]
+        n_texts = len(a.texts)
+        member = csr_matrix(
+            (np.ones(rows.size), (texts, np.arange(rows.size))), (n_texts, rows.size)
+        )
+        sums = member @ np.asarray(a.pair_features, dtype=np.float64)[rows]
+        counts = np.bincount(texts, minlength=n_texts)
+        return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+
+    @cached_property
+    def prompt_to_visual(self) -> RidgeModel:
+        """Prompt embedding -> visual vector, fitted on the live standard prompts."""
+        _, embeddings, ids = self._standard_prompts
+        return RidgeModel.fit(embeddings, self.text_visuals[ids])
+
+    @cached_property
+    def unit_pair_features(self) -> np.ndarray:
+        """All pair features with unit rows (the `retrieval` interrogator); dead rows zero."""
+        features = np.array(self.arrays.pair_features, dtype=np.float32)
+        features[~np.repeat(self.arrays.alive, np.diff(self.arrays.pair_offsets))] = 0.0
+        return l2_normalise(features)
+
+    def pair_prompt_vectors(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.arrays.prompts)[np.asarray(self.arrays.pair_prompt)[rows]]
+
+    def pair_text(self, row: int) -> str:
+        return self.arrays.texts[int(self.arrays.pair_text[row])]
+
+    def pair_rows(self, slot: int) -> np.ndarray:
+        return np.arange(self.arrays.pair_offsets[slot], self.arrays.pair_offsets[slot + 1])
+
+
+# -- learned parts --------------------------------------------------------------------------
+def fit_calibration(
+    arrays: PackedArrays,
+    image_to_prompt: RidgeModel | None,
+    tau: float,
+    scoring: str,
+    seed: int = 0,
+) -> Calibration:
+    """Held-out genuine-match distances (gmi.spec.calibration) of a bounded sample: at most
+    MAX_CALIBRATION_MODELS models, MAX_HELD_OUT images. Cost independent of the hub's size."""
+    live = arrays.live_slots
+    rng = np.random.default_rng(seed)
+    chosen = (
+        np.sort(rng.choice(live, MAX_CALIBRATION_MODELS, replace=False))
+        if live.size > MAX_CALIBRATION_MODELS
+        else live
+    )
+    stack, _ = padded(arrays, chosen, gram=scoring == "rkme")
+    pair_counts = np.diff(arrays.pair_offsets)[chosen]
+    rows = np.concatenate(
+        [np.arange(arrays.pair_offsets[s], arrays.pair_offsets[s + 1]) for s in chosen]
+    )
+    features = np.asarray(arrays.pair_features)[rows]
+    pair_model = np.repeat(np.arange(chosen.size), pair_counts)
+    per_model = max(MIN_PER_MODEL, MAX_HELD_OUT // max(chosen.size, 1))
+    held = []
+    for m in range(chosen.size):
+        mine = np.flatnonzero(pair_model == m)
+        if mine.size > per_model:
+            mine = np.sort(rng.choice(mine, per_model, replace=False))
+        held.append(mine)
+    picked = np.concatenate(held)
+    predict = (lambda x: l2_normalise(image_to_prompt.predict(x))) if image_to_prompt else None
+    distances = held_out_distances(stack, features, pair_model, picked, predict, tau, scoring)
+    return Calibration(np.sort(distances))
+
+
+def statistics_of(arrays: PackedArrays, slots: np.ndarray, d: int, e: int) -> RidgeStatistics:
+    """Ridge sufficient statistics of these slots' pairs (one pass over their rows, in
+    blocks of about 65,536 pairs)."""
+    stats = RidgeStatistics.empty(d, e)
+    counts = np.diff(arrays.pair_offsets)
+    batch: list[int] = []
+    size = 0
+    for slot in np.asarray(slots, dtype=np.int64):  # full rebuilds only, not per query
+        batch.append(int(slot))
+        size += int(counts[slot])
+        if size >= 65536:
+            stats = stats.add(*_pairs(arrays, np.array(batch)))
+            batch, size = [], 0
+    return stats.add(*_pairs(arrays, np.array(batch, dtype=np.int64))) if batch else stats
+
+
+def _learned_path(home: Path, token: str) -> Path:
+    return home / LEARNED_DIR / f"{token}.safetensors"
+
+
+def load_learned(home: Path, token: str) -> tuple[RidgeStatistics, dict] | None:
+    try:
+        arrays, meta = load_with_metadata(_learned_path(home, token))
+        if meta.get("format") != LEARNED_FORMAT or meta.get("token") != token:
+            return None
+        part = {k.split("/", 1)[0] for k in arrays}
+        if not {"stats", "calibration"} <= part:
+            return None
+
+        def group(prefix: str) -> dict[str, np.ndarray]:
+            return {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
+
+        learned: dict[str, RidgeModel | Calibration] = {
+            "calibration": Calibration.from_arrays(group("calibration"))
+        }
+        if "image_to_prompt" in part:
+            learned["image_to_prompt"] = RidgeModel.from_arrays(group("image_to_prompt"))
+        return RidgeStatistics.from_arrays(group("stats")), learned
+    except (OSError, SafetensorError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save_learned(home: Path, token: str, stats: RidgeStatistics, learned: dict) -> None:
+    arrays = {f"stats/{k}": v for k, v in stats.arrays().items()}
+    for name, model in learned.items():
+        arrays.update({f"{name}/{k}": np.asarray(v) for k, v in model.arrays().items()})
+    (home / LEARNED_DIR).mkdir(exist_ok=True)
+    atomic_write(
+        _learned_path(home, token),
+        save(arrays, metadata={"format": LEARNED_FORMAT, "token": token}),
+    )
+
+
+def learn(
+    arrays: PackedArrays, stats: RidgeStatistics, settings: HubSettings
+) -> dict[str, RidgeModel | Calibration]:
+    """The learned parts for a state, from its ridge statistics and a bounded sample."""
+    learned: dict[str, RidgeModel | Calibration] = {}
+    ridge = stats.solve() if stats.n >= 2 else None
+    if ridge is not None:
+        learned["image_to_prompt"] = ridge
+    if arrays.live_slots.size:
+        learned["calibration"] = fit_calibration(
+            arrays,
+            ridge if settings.interrogated else None,
+            settings.tau,
+            settings.scoring,
+        )
+    return learned
+
+
+# -- writing ----------------------------------------------------------------------------
+def spec_problem(spec: Specification, settings: HubSettings) -> str | None:
+    """Why a (valid) spec cannot be ranked with this registry's others, or None."""
+    if spec.encoder != settings.encoder:
+        return f"built with encoder {spec.encoder!r}, the registry uses {settings.encoder!r}"
+    if settings.gamma is not None and not np.isclose(spec.gamma, settings.gamma, rtol=1e-9):
+        return (
+            f"built with gamma {spec.gamma:.6g}, the registry uses {settings.gamma:.6g}"
+            " (gmi check --repair rebuilds it)"
+        )
+    for label, width, fixed in (
+        ("image dim", spec.points.shape[1], settings.image_dim),
+        ("prompt dim", spec.point_prompts.shape[1], settings.prompt_dim),
+    ):
+        if fixed is not None and width != fixed:
+            return f"{label} {width}, the registry's is {fixed}"
+    return None
+
+
+class _Appender:
+    """Appends packed rows inside one write transaction (ids from the same transaction)."""
+
+    def __init__(self, home: Path, db: sqlite3.Connection, state: PackedState) -> None:
+        self.db = db
+        self.root = home / PACKED_DIR / state.generation
+        self.root.mkdir(parents=True, exist_ok=True)
+        ends = db.execute(
+            "SELECT COALESCE(MAX(point_start + point_count), 0), "
+            "COALESCE(MAX(pair_start + pair_count), 0) FROM packed_slots"
+        ).fetchone()
+        self.point_end, self.pair_end = int(ends[0]), int(ends[1])
+        self.n_prompts = db.execute("SELECT COALESCE(MAX(id), 0) FROM packed_prompts").fetchone()[0]
+
+    def prompt_ids(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        digests = [hashlib.sha256(v.tobytes()).digest()[:16] for v in vectors]
+        found = {}
+        for digest, vector in zip(digests, vectors, strict=True):
+            if digest in found:
+                continue
+            row = self.db.execute(
+                "SELECT id FROM packed_prompts WHERE digest = ?", (digest,)
+            ).fetchone()
+            if row is None:
+                self.n_prompts += 1
+                self.db.execute(
+                    "INSERT INTO packed_prompts (id, digest) VALUES (?, ?)",
+                    (self.n_prompts, digest),
+                )
+                name, dtype, _ = PROMPT_FILE
+                _write_rows(_file(self.root, name, dtype), self.n_prompts - 1, vector[None])
+                found[digest] = self.n_prompts - 1
+            else:
+                found[digest] = row[0] - 1
+        return np.array([found[g] for g in digests], dtype=np.int32)
+
+    def text_ids(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for text in texts:
+            self.db.execute("INSERT OR IGNORE INTO packed_texts (text) VALUES (?)", (text,))
+            out.append(
+                self.db.execute("SELECT id FROM packed_texts WHERE text = ?", (text,)).fetchone()[0]
+                - 1
+            )
+        return np.array(out, dtype=np.int32)
+
+    def add(self, name: str, sha: str, spec: Specification | None, problem: str | None) -> None:
+        if spec is None or problem is not None:
+            self.db.execute(
+                "INSERT INTO packed_slots (name, spec_sha256, alive, problem, point_start, "
+                "point_count, pair_start, pair_count) VALUES (?, ?, 1, ?, ?, 0, ?, 0)",
+                (name, sha, problem or "unusable spec", self.point_end, self.pair_end),
+            )
+            return
+        rows = spec_rows(spec)
+        rows["point_prompt"] = self.prompt_ids(spec.point_prompts)
+        rows["pair_prompt"] = self.prompt_ids(spec.pair_prompts)
+        rows["pair_text"] = self.text_ids(spec.prompt_texts)
+        rows["point_text"] = (
+            rows["pair_text"] if points_are_images(spec) else np.full(spec.n_points, -1, np.int32)
+        )
+        for key, (dtype, _) in POINT_FILES.items():
+            _write_rows(_file(self.root, key, dtype), self.point_end, rows[key].astype(dtype))
+        for key, (dtype, _) in PAIR_FILES.items():
+            _write_rows(_file(self.root, key, dtype), self.pair_end, rows[key].astype(dtype))
+        n_points, n_pairs = spec.n_points, spec.pair_features.shape[0]
+        self.db.execute(
+            "INSERT INTO packed_slots (name, spec_sha256, alive, problem, point_start, "
+            "point_count, pair_start, pair_count) VALUES (?, ?, 1, NULL, ?, ?, ?, ?)",
+            (name, sha, self.point_end, n_points, self.pair_end, n_pairs),
+        )
+        self.point_end += n_points
+        self.pair_end += n_pairs
+
+
+def sync(registry, settings: HubSettings, *, force_full: bool = False) -> PackedState:
+    """Bring the packed index and the learned parts in step with the registry's models, under
+    the registry's write lock. Incremental: O(changed models) array work plus one SQL pass
+    over (name, sha) rows. Returns the committed state."""
+    home = registry.home
+    with registry._write() as db:
+        state = read_state(db)
+        if state.in_step and not force_full:
+            return state
+        dims = (settings.image_dim or 0, settings.prompt_dim or 0)
+        if force_full or not state.token:  # (re)build from scratch
+            for table in ("packed_slots", "packed_prompts", "packed_texts"):
+                db.execute(f"DELETE FROM {table}")
+            state = PackedState(state.models_version, state.packed_version, "", uuid.uuid4().hex)
+            _set_state(db, generation=state.generation)
+        models = db.execute("SELECT name, spec_file, spec_sha256 FROM models").fetchall()
+        slots = db.execute(
+            "SELECT slot, name, spec_sha256 FROM packed_slots WHERE alive = 1"
+        ).fetchall()
+        wanted = {(r[0], r[2]): r for r in models}
+        have = {(r[1], r[2]): r[0] for r in slots}
+        dead = [slot for key, slot in have.items() if key not in wanted]
+        new = [row for key, row in wanted.items() if key not in have]
+        before, _ = open_arrays(home, db, state, dims) if dims[0] else (None, {})
+        previous = load_learned(home, state.token) if state.token else None
+        if dead:
+            db.executemany("UPDATE packed_slots SET alive = 0 WHERE slot = ?", [(s,) for s in dead])
+        appender = _Appender(home, db, state)
+        for name, spec_file, sha in sorted(tuple(row) for row in new):
+            spec, problem = _load(registry, name, spec_file, sha)
+            if spec is not None and problem is None:
+                problem = spec_problem(spec, settings)
+            appender.add(name, sha, spec, problem)
+        token = uuid.uuid4().hex
+        arrays, _ = open_arrays(home, db, state, dims) if dims[0] else (None, {})
+        stats = None
+        if arrays is not None:
+            stats = _updated_statistics(before, arrays, previous, dead, db, dims)
+        if arrays is not None and stats is not None:
+            if _should_compact(arrays):
+                state, arrays = _compact(home, db, state, arrays, dims)
+            registry._storage(
+                lambda: _save_learned(home, token, stats, learn(arrays, stats, settings))
+            )
+        _set_state(db, packed_version=state.models_version, token=token)
+        committed = PackedState(state.models_version, state.models_version, token, state.generation)
+    _clean(home, committed)
+    return committed
+
+
+def _load(registry, name: str, spec_file: str, sha: str):
+    from gmi.registry.store import ModelRecord
+
+    record = ModelRecord(name, "", spec_file, sha, "", 0, 0, 0.0, 0.0, {})
+    try:
+        return registry.load_spec(record), None
+    except CorruptSpecError as exc:
+        return None, str(exc)
+
+
+def _updated_statistics(
+    before: PackedArrays | None,
+    after: PackedArrays,
+    previous: tuple[RidgeStatistics, dict] | None,
+    dead: list[int],
+    db: sqlite3.Connection,
+    dims: tuple[int, int],
+) -> RidgeStatistics | None:
+    """Previous statistics - dead slots + new slots; all of them when there is no previous."""
+    d, e = dims
+    order = [r[0] for r in db.execute("SELECT slot FROM packed_slots ORDER BY slot")]
+    position = {slot: i for i, slot in enumerate(order)}
+    if previous is None or before is None:
+        return statistics_of(after, after.live_slots, d, e)
+    stats = previous[0]
+    dead_positions = np.array([position[s] for s in dead], dtype=np.int64)
+    stats = stats.add(*_pairs(before, dead_positions), sign=-1.0) if dead else stats
+    added = np.arange(before.n_slots, after.n_slots)
+    added = added[after.alive[added]]
+    return stats.add(*_pairs(after, added)) if added.size else stats
+
+
+def _pairs(arrays: PackedArrays, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if slots.size == 0:
+        return np.zeros((0, arrays.dim)), np.zeros((0, arrays.prompts.shape[1]))
+    rows = np.concatenate(
+        [np.arange(arrays.pair_offsets[s], arrays.pair_offsets[s + 1]) for s in slots]
+    )
+    features = np.asarray(arrays.pair_features)[rows]
+    return features, np.asarray(arrays.prompts)[np.asarray(arrays.pair_prompt)[rows]]
+
+
+def _should_compact(arrays: PackedArrays) -> bool:
+    counts = arrays.point_counts
+    dead = int(counts[~arrays.alive].sum())
+    return dead >= COMPACT_MIN_DEAD_POINTS and dead > COMPACT_DEAD_FRACTION * counts.sum()
+
+
+def _compact(home, db, state, arrays, dims):
+    """Rewrite the live slots' rows into a new generation, in this transaction."""
+    generation = uuid.uuid4().hex
+    root = home / PACKED_DIR / generation
+    root.mkdir(parents=True)
+    keep = np.flatnonzero(arrays.alive | (arrays.point_counts == 0))
+    slot_ids = [r[0] for r in db.execute("SELECT slot FROM packed_slots ORDER BY slot")]
+    point_rows = np.concatenate(
+        [np.arange(arrays.point_offsets[s], arrays.point_offsets[s + 1]) for s in keep] or [[]]
+    ).astype(np.int64)
+    pair_rows = np.concatenate(
+        [np.arange(arrays.pair_offsets[s], arrays.pair_offsets[s + 1]) for s in keep] or [[]]
+    ).astype(np.int64)
+    for files, rows in ((POINT_FILES, point_rows), (PAIR_FILES, pair_rows)):
+        for key, (dtype, _) in files.items():
+            _write_rows(_file(root, key, dtype), 0, np.asarray(getattr(arrays, key))[rows])
+    name, dtype, _ = PROMPT_FILE
+    _write_rows(_file(root, name, dtype), 0, np.asarray(arrays.prompts))
+    db.execute(
+        f"DELETE FROM packed_slots WHERE alive = 0 AND slot NOT IN "
+        f"({','.join(str(slot_ids[s]) for s in keep) or 'NULL'})"
+    )
+    point_start = pair_start = 0
+    for s in keep:
+        n_points = int(arrays.point_counts[s])
+        n_pairs = int(arrays.pair_offsets[s + 1] - arrays.pair_offsets[s])
+        db.execute(
+            "UPDATE packed_slots SET point_start = ?, pair_start = ? WHERE slot = ?",
+            (point_start, pair_start, slot_ids[s]),
+        )
+        point_start += n_points
+        pair_start += n_pairs
+    fsync_dir(root)
+    _set_state(db, generation=generation)
+    state = PackedState(state.models_version, state.packed_version, state.token, generation)
+    compacted, _ = open_arrays(home, db, state, dims)
+    return state, compacted
+
+
+def _set_state(db: sqlite3.Connection, **values: object) -> None:
+    for key, value in values.items():
+        db.execute(
+            "INSERT OR REPLACE INTO packed_state (key, value) VALUES (?, ?)", (key, str(value))
+        )
+
+
+def _clean(home: Path, state: PackedState) -> None:
+    """Drop other generations' arrays and other states' learned files (best effort; a reader
+    holding them keeps its open maps)."""
+    with contextlib.suppress(OSError):
+        for path in (home / PACKED_DIR).iterdir():
+            if path.name != state.generation:
+                shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        for path in (home / LEARNED_DIR).iterdir():
+            if path.name != f"{state.token}.safetensors":
+                path.unlink(missing_ok=True)
+
+
+def open_index(registry, settings: HubSettings) -> PackedIndex:
+    """The current committed state as a PackedIndex (syncing first if the registry moved on
+    and this process may write)."""
+    dims = (settings.image_dim or 0, settings.prompt_dim or 0)
+    for attempt in range(3):
+        with registry._connect() as db:
+            state = read_state(db)
+        if not state.in_step:
+            if registry.read_only:
+                raise StorageError(
+                    f"{registry.home}: the packed index is behind the registry and the "
+                    "registry is read-only here; run `gmi check --repair` where it is writable"
+                )
+            sync(registry, settings)
+        with registry._connect() as db:
+            db.execute("BEGIN")  # one consistent snapshot of the state and the slot table
+            state = read_state(db)
+            arrays, problems = open_arrays(registry.home, db, state, dims)
+            db.execute("COMMIT")
+        found = load_learned(registry.home, state.token)
+        if found is not None:
+            return PackedIndex(arrays, state.token, found[1], problems)
+        if attempt < 2 and state_token(registry) != state.token:
+            continue  # a newer state committed meanwhile (and removed this one's file)
+        break
+    # the learned file of the committed state is missing (e.g. deleted): refit, O(hub), rare
+    stats = statistics_of(arrays, arrays.live_slots, arrays.dim, arrays.prompts.shape[1])
+    learned = learn(arrays, stats, settings)
+    if not registry.read_only:
+        with contextlib.suppress(OSError, StorageError):
+            _save_learned(registry.home, state.token, stats, learned)
+    return PackedIndex(arrays, state.token, learned, problems)
+
+
+def state_token(registry) -> str:
+    """The committed packed state's token, or "" when the index is behind the registry
+    (one small SQL read: what every identify checks to pick up other processes' writes)."""
+    with registry._connect() as db:
+        state = read_state(db)
+    return state.token if state.in_step else ""
+
+
+def describe(registry) -> dict[str, object]:
+    with registry._connect() as db:
+        state = read_state(db)
+        counts = db.execute(
+            "SELECT SUM(alive), SUM(1 - alive), SUM(point_count) FROM packed_slots"
+        ).fetchone()
+    return {
+        "in_step": state.in_step,
+        "generation": state.generation,
+        "live_slots": int(counts[0] or 0),
+        "dead_slots": int(counts[1] or 0),
+        "points": int(counts[2] or 0),
+    }
+
+
+__all__ = ["PackedIndex", "json", "open_index", "state_token", "sync"]

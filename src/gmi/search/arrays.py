@@ -1,0 +1,177 @@
+"""PackedArrays: every model's specification in contiguous arrays, one row per spec point.
+
+The padded [M, K, d] stack (gmi.spec.scoring.SpecStack) wastes memory when models have
+different K and must be rebuilt whole when one model changes. Here model s owns the rows
+point_offsets[s]:point_offsets[s + 1] of flat arrays; adding a model appends rows, removing one
+marks its slot dead (a tombstone) until compaction. The arrays may be numpy memory maps of the
+registry's packed files (gmi.registry.packed) or plain arrays built in memory (the benchmark):
+the scoring code cannot tell them apart.
+
+Prompt vectors are shared: points refer to rows of one prompt table (a hub's models mostly
+draw the same prompt set), so a query compares its prompt with U distinct prompts, not with
+every point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from gmi.spec.specification import Specification
+
+
+@dataclass(frozen=True, eq=False)
+class PackedArrays:
+    names: list[str]  # [S] one per slot, dead slots included
+    alive: np.ndarray  # [S] bool: live and usable (dead or skipped slots are never ranked)
+    point_offsets: np.ndarray  # [S + 1] int64
+    points: np.ndarray  # [P, d] float32
+    sq_norms: np.ndarray  # [P] float32, ||point||^2 precomputed
+    beta: np.ndarray  # [P] float64 (RKME weights; <= 0 never happens for gmi's builder)
+    point_prompt: np.ndarray  # [P] int32: row of `prompts`
+    point_text: np.ndarray  # [P] int32: the text a point stands for (one point per image), or -1
+    prompts: np.ndarray  # [U, e] float32 prompt table
+    pair_offsets: np.ndarray  # [S + 1] int64
+    pair_features: np.ndarray  # [N, d] float32 every spec image's feature
+    pair_prompt: np.ndarray  # [N] int32: row of `prompts`
+    pair_text: np.ndarray  # [N] int32: index into `texts`
+    texts: list[str]
+    gamma: float
+    # copies of these arrays on compute devices (gmi.search.backends.torch_backend)
+    device_copies: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_specs(cls, names: Sequence[str], specs: Sequence[Specification]) -> PackedArrays:
+        """Pack specs in memory (the benchmark; tests). The registry packs the same way,
+        incrementally, into files (gmi.registry.packed)."""
+        builder = PackBuilder()
+        for name, spec in zip(names, specs, strict=True):
+            builder.add(name, spec)
+        return builder.build(specs[0].gamma if specs else 1.0)
+
+    # -- shapes --------------------------------------------------------------------------
+    @property
+    def n_slots(self) -> int:
+        return len(self.names)
+
+    @property
+    def dim(self) -> int:
+        return int(self.points.shape[1])
+
+    @cached_property
+    def point_counts(self) -> np.ndarray:
+        return np.diff(self.point_offsets)
+
+    @cached_property
+    def point_slot(self) -> np.ndarray:
+        """[P] int32: which slot owns each point."""
+        return np.repeat(np.arange(self.n_slots, dtype=np.int32), self.point_counts)
+
+    @cached_property
+    def pair_slot(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_slots, dtype=np.int32), np.diff(self.pair_offsets))
+
+    @cached_property
+    def prompt_norms(self) -> np.ndarray:
+        return np.maximum(np.linalg.norm(self.prompts.astype(np.float64), axis=1), 1e-12)
+
+    @cached_property
+    def live_slots(self) -> np.ndarray:
+        return np.flatnonzero(self.alive & (self.point_counts > 0))
+
+    def spec_arrays(self, slot: int) -> dict[str, np.ndarray]:
+        """One slot's spec arrays (points, beta, point_prompts, pair_features, pair_prompts)."""
+        p0, p1 = self.point_offsets[slot], self.point_offsets[slot + 1]
+        q0, q1 = self.pair_offsets[slot], self.pair_offsets[slot + 1]
+        return {
+            "points": np.asarray(self.points[p0:p1]),
+            "beta": np.asarray(self.beta[p0:p1]),
+            "point_prompts": np.asarray(self.prompts[self.point_prompt[p0:p1]]),
+            "pair_features": np.asarray(self.pair_features[q0:q1]),
+            "pair_prompts": np.asarray(self.prompts[self.pair_prompt[q0:q1]]),
+            "pair_texts": np.asarray(self.pair_text[q0:q1]),
+        }
+
+
+def spec_rows(spec: Specification) -> dict[str, np.ndarray]:
+    """A spec's rows in packed form (before prompt/text ids are assigned)."""
+    points = np.ascontiguousarray(spec.points, dtype=np.float32)
+    return {
+        "points": points,
+        "sq_norms": np.einsum("pd,pd->p", points, points).astype(np.float32),
+        "beta": np.asarray(spec.beta, dtype=np.float64),
+        "pair_features": np.ascontiguousarray(spec.pair_features, dtype=np.float32),
+    }
+
+
+def points_are_images(spec: Specification) -> bool:
+    """One point per image (gmi's default): point j IS image j, so it stands for its prompt."""
+    return spec.n_points == spec.pair_features.shape[0] and np.array_equal(
+        spec.points, spec.pair_features
+    )
+
+
+class PackBuilder:
+    """Accumulate specs into PackedArrays in memory (prompt and text tables deduplicated)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.rows: dict[str, list[np.ndarray]] = {}
+        self.prompt_ids: dict[bytes, int] = {}
+        self.prompt_rows: list[np.ndarray] = []
+        self.text_ids: dict[str, int] = {}
+
+    def _prompt(self, vector: np.ndarray) -> int:
+        key = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+        if key not in self.prompt_ids:
+            self.prompt_ids[key] = len(self.prompt_rows)
+            self.prompt_rows.append(np.asarray(vector, dtype=np.float32))
+        return self.prompt_ids[key]
+
+    def add(self, name: str, spec: Specification) -> None:
+        rows = spec_rows(spec)
+        rows["point_prompt"] = np.array([self._prompt(v) for v in spec.point_prompts], np.int32)
+        rows["pair_prompt"] = np.array([self._prompt(v) for v in spec.pair_prompts], np.int32)
+        texts = np.array(
+            [self.text_ids.setdefault(t, len(self.text_ids)) for t in spec.prompt_texts],
+            np.int32,
+        )
+        rows["pair_text"] = texts
+        rows["point_text"] = texts if points_are_images(spec) else np.full(spec.n_points, -1)
+        for key, value in rows.items():
+            self.rows.setdefault(key, []).append(value)
+        self.names.append(name)
+
+    def build(self, gamma: float) -> PackedArrays:
+        def cat(key: str, dtype: type, width: int | None = None) -> np.ndarray:
+            parts = self.rows.get(key, [])
+            if parts:
+                return np.ascontiguousarray(np.concatenate(parts), dtype=dtype)
+            return np.zeros((0,) if width is None else (0, width), dtype=dtype)
+
+        points = cat("points", np.float32, 0)
+        counts = [len(p) for p in self.rows.get("points", [])]
+        pair_counts = [len(p) for p in self.rows.get("pair_features", [])]
+        e = self.prompt_rows[0].shape[0] if self.prompt_rows else 0
+        return PackedArrays(
+            names=list(self.names),
+            alive=np.ones(len(self.names), dtype=bool),
+            point_offsets=np.r_[0, np.cumsum(counts)].astype(np.int64),
+            points=points,
+            sq_norms=cat("sq_norms", np.float32),
+            beta=cat("beta", np.float64),
+            point_prompt=cat("point_prompt", np.int32),
+            point_text=cat("point_text", np.int32),
+            prompts=np.stack(self.prompt_rows)
+            if self.prompt_rows
+            else np.zeros((0, e), np.float32),
+            pair_offsets=np.r_[0, np.cumsum(pair_counts)].astype(np.int64),
+            pair_features=cat("pair_features", np.float32, points.shape[1] if counts else 0),
+            pair_prompt=cat("pair_prompt", np.int32),
+            pair_text=cat("pair_text", np.int32),
+            texts=list(self.text_ids),
+            gamma=float(gamma),
+        )

@@ -1,0 +1,148 @@
+"""Scoring rules, registered by name like encoders: each turns the packed arrays and a query
+into distances (lower = better). The display score of any rule is the hub's calibration of its
+distances (gmi.spec.calibration), so a new rule needs no score code of its own.
+
+    local   prompt-weighted kernel density (gmi's default, measured best; METHOD.md sec. 9)
+    rkme    the paper's weighted RKME distance
+
+Every rule has a float64 `reference` computed on padded chunks of models with the plain
+formulas of gmi.spec.scoring (the ground truth the tests and benchmarks compare against). A
+rule with a `fast` path (local) also scores in float32 over the flat arrays with precomputed
+norms, chunked, on numpy or torch (gmi.search.backends).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gmi.search.arrays import PackedArrays
+from gmi.search.weights import PointWeights
+from gmi.spec.kernels import gaussian_kernel
+from gmi.spec.scoring import LOCAL_SHARPNESS, SpecStack, score_local, score_queries
+
+REFERENCE_CHUNK_POINTS = 1 << 16  # points per padded float64 chunk: bounded memory
+
+
+def padded(arrays: PackedArrays, slots: np.ndarray, gram: bool) -> tuple[SpecStack, np.ndarray]:
+    """Slots as a padded SpecStack [C, K, d] plus each cell's flat point index (-1: padding)."""
+    counts = arrays.point_counts[slots]
+    k = max(int(counts.max()) if counts.size else 1, 1)
+    cell = np.arange(k)[None, :]
+    index = np.where(cell < counts[:, None], arrays.point_offsets[slots][:, None] + cell, -1)
+    mask = index >= 0
+    safe = np.where(mask, index, 0)
+    points = np.where(mask[..., None], np.asarray(arrays.points)[safe], 0.0).astype(np.float32)
+    beta = np.where(mask, np.asarray(arrays.beta)[safe], 0.0)
+    prompts = np.asarray(arrays.prompts)[np.asarray(arrays.point_prompt)[safe]]
+    g = (
+        gaussian_kernel(points, points, arrays.gamma) * (mask[:, :, None] & mask[:, None, :])
+        if gram
+        else np.zeros((len(slots), 0, 0))
+    )
+    names = [arrays.names[s] for s in slots]
+    return SpecStack(names, points, beta, prompts, mask, g, arrays.gamma), index
+
+
+def padded_weights(
+    weights: PointWeights, tables: tuple, arrays: PackedArrays, index: np.ndarray
+) -> np.ndarray:
+    """Normalised point weights [T, C, K] of a padded chunk (0 on padding)."""
+    mask = index >= 0
+    flat = index[mask]
+    logits = np.full((len(weights.kinds), *index.shape), -np.inf)
+    if flat.size:
+        lo, hi = int(flat.min()), int(flat.max()) + 1
+        logits[:, mask] = weights.point_logits(arrays, tables, lo, hi)[:, flat - lo]
+    logits -= logits.max(axis=2, keepdims=True)
+    w = np.exp(logits)
+    return w / w.sum(axis=2, keepdims=True)
+
+
+def chunks_of(arrays: PackedArrays, slots: np.ndarray, chunk_points: int):
+    """Consecutive pieces of `slots` holding about chunk_points points each."""
+    counts = np.asarray(arrays.point_counts[slots])
+    start, total = 0, 0
+    for i, c in enumerate(counts):
+        total += int(c)
+        if total >= chunk_points:
+            yield slots[start : i + 1]
+            start, total = i + 1, 0
+    if start < len(slots):
+        yield slots[start:]
+
+
+@dataclass(frozen=True)
+class LocalRule:
+    """d_m = -log sum_j a_mj exp(-sharpness * gamma * ||z - c_mj||^2) per image; a group takes
+    the mean over its images."""
+
+    name: str = "local"
+    sharpness: float = LOCAL_SHARPNESS
+    has_fast: bool = True
+
+    def reference(
+        self,
+        arrays: PackedArrays,
+        slots: np.ndarray,
+        features: np.ndarray,
+        weights: PointWeights,
+        groups: Sequence[Sequence[int]],
+        combine: str,
+    ) -> np.ndarray:
+        tables = weights.tables(arrays)
+        out = np.empty((len(features), len(slots)))
+        done = 0
+        for part in chunks_of(arrays, slots, REFERENCE_CHUNK_POINTS):
+            stack, index = padded(arrays, part, gram=False)
+            w = padded_weights(weights, tables, arrays, index)
+            out[:, done : done + len(part)] = score_local(
+                stack, features, sharpness=self.sharpness, weights=w
+            )
+            done += len(part)
+        return np.stack([out[list(g)].mean(axis=0) for g in groups])
+
+
+@dataclass(frozen=True)
+class RkmeRule:
+    """The paper's weighted RKME: squared RKHS distance between the query's empirical
+    embedding and the prompt-reweighted reduced set. combine="joint" scores a group's images
+    as one distribution with one weight row per GROUP (the caller averages the prompts)."""
+
+    name: str = "rkme"
+    has_fast: bool = False
+
+    def reference(
+        self,
+        arrays: PackedArrays,
+        slots: np.ndarray,
+        features: np.ndarray,
+        weights: PointWeights,
+        groups: Sequence[Sequence[int]],
+        combine: str,
+    ) -> np.ndarray:
+        tables = weights.tables(arrays)
+        joint = combine == "joint"
+        rows = len(groups) if joint else len(features)
+        out = np.empty((rows, len(slots)))
+        done = 0
+        for part in chunks_of(arrays, slots, REFERENCE_CHUNK_POINTS // 4):
+            stack, index = padded(arrays, part, gram=True)
+            w = padded_weights(weights, tables, arrays, index)
+            per = score_queries(stack, features, groups if joint else None, weights=w)
+            out[:, done : done + len(part)] = per
+            done += len(part)
+        if joint:
+            return out
+        return np.stack([out[list(g)].mean(axis=0) for g in groups])
+
+
+SCORING_RULES: dict[str, LocalRule | RkmeRule] = {"local": LocalRule(), "rkme": RkmeRule()}
+
+
+def scoring_rule(name: str) -> LocalRule | RkmeRule:
+    if name not in SCORING_RULES:
+        raise ValueError(f"unknown scoring {name!r}; valid: {', '.join(SCORING_RULES)}")
+    return SCORING_RULES[name]

@@ -1,0 +1,84 @@
+"""HubSettings: a registry's settings as one frozen, validated value.
+
+The registry stores settings as text (SQLite key/value rows, so old and new gmi versions can
+read them); everything else in gmi gets this object, checked once, with real types. Values a
+registry fixes at its first submit (gamma, image_dim, prompt_dim) are None until then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+
+from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
+from gmi.encoders import DEFAULT_ENCODER
+from gmi.errors import InvalidInputError
+from gmi.interrogators import DEFAULT_INTERROGATOR
+from gmi.search.searchers import SEARCHERS
+from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU, SCORINGS
+
+COMBINES = ("mean", "joint")
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    encoder: str = DEFAULT_ENCODER
+    interrogator: str = DEFAULT_INTERROGATOR
+    tau: float = DEFAULT_TAU
+    combine: str = "mean"
+    augment: str = DEFAULT_AUGMENT
+    scoring: str = DEFAULT_SCORING
+    searcher: str = "exact"
+    n_points: int | None = None
+    gamma: float | None = None
+    image_dim: int | None = None
+    prompt_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        for key, valid in (
+            ("augment", AUGMENTS),
+            ("scoring", SCORINGS),
+            ("combine", COMBINES),
+            ("searcher", tuple(SEARCHERS)),
+        ):
+            if getattr(self, key) not in valid:
+                raise InvalidInputError(f"{key} must be one of {', '.join(valid)}")
+        if not self.tau > 0:
+            raise InvalidInputError("tau must be positive")
+        if self.gamma is not None and not self.gamma > 0:
+            raise InvalidInputError("gamma must be positive")
+        if self.n_points is not None and self.n_points < 1:
+            raise InvalidInputError("n_points must be at least 1")
+
+    @classmethod
+    def from_strings(cls, stored: Mapping[str, str]) -> HubSettings:
+        """From the registry's text rows (unknown keys are ignored: newer gmi versions)."""
+        try:
+            return cls(
+                **{k: v for k, v in stored.items() if k in _TEXT},
+                **{k: float(stored[k]) for k in _FLOAT if k in stored},
+                **{k: int(stored[k]) for k in _INT if k in stored},
+            )
+        except ValueError as exc:
+            raise InvalidInputError(f"registry settings: {exc}") from exc
+
+    def to_strings(self) -> dict[str, str]:
+        """The text rows to store (None values are left out: not fixed yet)."""
+        return {
+            k: (repr(v) if isinstance(v, float) else str(v))
+            for k, v in asdict(self).items()
+            if v is not None
+        }
+
+    def with_values(self, **values: object) -> HubSettings:
+        return replace(self, **values)
+
+    @property
+    def interrogated(self) -> bool:
+        """Whether queries get interrogated prompts (else uniform weights)."""
+        return self.interrogator != "none"
+
+
+_FLOAT = ("tau", "gamma")
+_INT = ("n_points", "image_dim", "prompt_dim")
+_TEXT = ("encoder", "interrogator", "combine", "augment", "scoring", "searcher")
