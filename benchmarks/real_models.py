@@ -66,8 +66,8 @@ def main() -> None:
         from gmi.encoders import load_encoder
         from gmi.interrogators import load_interrogator
 
-        clip = load_encoder(hub.settings()["encoder"]).model
-        blip = load_interrogator(hub.settings()["interrogator"]).captioner.model
+        clip = load_encoder(hub.settings().encoder).model
+        blip = load_interrogator(hub.settings().interrogator).captioner.model
         counts = {"clip_vision": 0, "clip_text": 0, "blip_vision": 0, "blip_text_decoder": 0}
 
         def hook(key):

@@ -7,9 +7,9 @@ from PIL import Image
 from gmi.encoders import load_encoder
 from gmi.encoders.offline import FEATURE_SETS
 from gmi.errors import UnknownPluginError
-from gmi.index import HubIndex
 from gmi.interrogators import load_interrogator
 from gmi.interrogators.labels import imagenet_classes
+from gmi.registry.packed import PackedIndex
 from gmi.spec.specification import build_specification
 from gmi.zoo import load_zoo
 
@@ -97,4 +97,4 @@ def _index(enc):
             )
         )
         names.append(name)
-    return HubIndex.from_specs(names, specs)
+    return PackedIndex.from_specs(names, specs)

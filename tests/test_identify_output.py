@@ -103,28 +103,25 @@ def test_held_out_images_leave_their_own_point_out(hub_home):
     """With its own point in, a spec image would match its model far too well (a fake
     calibration); held out, every one of them must score worse than with its point in."""
     from gmi.encoders.base import l2_normalise
+    from gmi.search.rules import padded
     from gmi.spec.calibration import held_out_distances
     from gmi.spec.scoring import score_requirements
 
     index = Hub(hub_home).index()
     calibration = index.learned["calibration"]
     assert calibration.held_out.size == 4 * 12 and np.all(np.isfinite(calibration.held_out))
-    rows = np.arange(len(index.pair_texts))
+    arrays = index.arrays
+    assert arrays.alive.all()
+    stack, _ = padded(arrays, arrays.live_slots, gram=False)
+    features, pair_model = np.asarray(arrays.pair_features), arrays.pair_slot
+    rows = np.arange(len(pair_model))
     ridge = index.learned["image_to_prompt"]
     predict = lambda x: l2_normalise(ridge.predict(x))  # noqa: E731
-    held = held_out_distances(
-        index.stack, index.pair_features, index.pair_model, rows, predict, 0.1, "local"
-    )
+    held = held_out_distances(stack, features, pair_model, rows, predict, 0.1, "local")
     assert np.allclose(np.sort(held), calibration.held_out)
     with_own_point = score_requirements(
-        index.stack,
-        index.pair_features,
-        [[r] for r in rows],
-        predict(index.pair_features),
-        0.1,
-        "mean",
-        "local",
-    )[rows, index.pair_model]
+        stack, features, [[r] for r in rows], predict(features), 0.1, "mean", "local"
+    )[rows, pair_model]
     assert np.all(held > with_own_point)
 
 

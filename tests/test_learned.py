@@ -6,10 +6,12 @@ import pytest
 from PIL import Image
 
 from gmi.augment import jpeg_round_trip, spec_views
-from gmi.index import HubIndex, fit_learned, stated_prompt_weights
+from gmi.registry.packed import PackedIndex
+from gmi.search.rules import padded, padded_weights
+from gmi.search.weights import PointWeights
 from gmi.spec.kernels import squared_distances
 from gmi.spec.ridge import RidgeModel
-from gmi.spec.scoring import SpecStack, keep_top, score_local, visual_prompt_weights
+from gmi.spec.scoring import SpecStack, keep_top, score_local
 from gmi.spec.specification import build_specification
 
 
@@ -37,29 +39,40 @@ def _index(n_models=3, n_prompts=12, seed=0):
         z = content + rng.normal(size=10) + 0.1 * rng.normal(size=(n_prompts, 10))
         z = (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32)
         specs.append(build_specification(z, q, prompts, encoder="t", gamma=1.0))
-    return HubIndex.from_specs([f"m{i}" for i in range(n_models)], specs), q
+    names = [f"m{i}" for i in range(n_models)]
+    return PackedIndex.from_specs(names, specs), q, SpecStack.from_specs(names, specs)
 
 
-def test_prompt_visuals_are_per_prompt_means_over_models():
-    index, _ = _index()
-    expected = np.mean([index.pair_features[index.pair_model == m][3] for m in range(3)], axis=0)
-    np.testing.assert_allclose(index.prompt_visuals[3], expected, atol=1e-6)
-    assert index.point_visuals.shape == index.stack.points.shape
-    np.testing.assert_allclose(index.point_visuals[1, 3], expected, atol=1e-6)
+def _visual_weights(index: PackedIndex, visuals: np.ndarray) -> np.ndarray:
+    """Normalised weights [G, M, K] of the visual prompt kernel for these visual vectors."""
+    weights = PointWeights(
+        ["visual"] * len(visuals), visuals=visuals, text_visuals=index.text_visuals
+    )
+    arrays = index.arrays
+    _, cells = padded(arrays, arrays.live_slots, gram=False)
+    return padded_weights(weights, weights.tables(arrays), arrays, cells)
+
+
+def test_text_visuals_are_per_prompt_means_over_models():
+    index, _, _stack = _index()
+    features = np.asarray(index.arrays.pair_features)
+    expected = np.mean([features[index.pair_rows(m)][3] for m in range(3)], axis=0)
+    assert index.arrays.texts[3] == "prompt 3"
+    np.testing.assert_allclose(index.text_visuals[3], expected, atol=1e-6)
+    assert index.arrays.point_text.tolist()[:12] == list(range(12))  # point j is image j
 
 
 def test_stated_prompt_selects_the_points_of_that_prompt():
-    index, q = _index()
-    index = HubIndex(**{**index.__dict__, "learned": fit_learned(index)})
-    w = stated_prompt_weights(index, q[[5]])
+    index, q, _ = _index()
+    w = _visual_weights(index, index.prompt_to_visual.predict(q[[5]]))
     assert w.shape == (1, 3, 12)
     np.testing.assert_allclose(w.sum(axis=2), 1.0)
     assert (w[0].argmax(axis=1) == 5).all()  # a spec prompt maps back onto its own points
 
 
 def test_visual_weights_and_keep_top():
-    index, _ = _index()
-    w = visual_prompt_weights(index.prompt_visuals[[2]], index.point_visuals, index.stack.mask)
+    index, _, _ = _index()
+    w = _visual_weights(index, index.text_visuals[[2]])
     kept = keep_top(w, 3)
     assert ((kept > 0).sum(axis=2) == 3).all()
     np.testing.assert_allclose(kept.sum(axis=2), 1.0)
@@ -67,8 +80,7 @@ def test_visual_weights_and_keep_top():
 
 
 def test_local_scoring_tends_to_nearest_neighbour():
-    index, _ = _index()
-    stack: SpecStack = index.stack
+    _, _, stack = _index()
     rng = np.random.default_rng(3)
     z = rng.normal(size=(6, 10)).astype(np.float32)
     z /= np.linalg.norm(z, axis=1, keepdims=True)

@@ -7,7 +7,6 @@ import pytest
 
 from conftest import make_submission, run_gmi
 from gmi.hub import Hub
-from gmi.registry.store import LEARNED_MODELS
 from gmi.zoo import load_zoo
 
 TWINS = ("daynight-warm", "daynight-cool")
@@ -43,11 +42,11 @@ def test_stated_prompt_resolves_the_swapped_pair(twin_hub):
 
 def test_learned_models_are_stored_and_refitted(twin_hub, tmp_path):
     hub, _ = twin_hub
-    path = hub.home / LEARNED_MODELS
-    assert path.exists()
-    before = path.read_bytes()
+    learned = hub.home / "learned"
+    [before] = list(learned.iterdir())  # one file: the current state's
     hub.remove("flat-base")
-    assert path.read_bytes() != before  # refitted for the new set of models
+    [after] = list(learned.iterdir())
+    assert after.name != before.name  # updated for the new set of models, the old one gone
     hub.submit_folder(
         "flat-base", make_submission(tmp_path / "fb", "flat-base", n=48), progress=False
     )

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def _hub(args: argparse.Namespace, **kwargs: object):
     from gmi.hub import Hub
 
-    return Hub(args.home, **kwargs)  # type: ignore[arg-type]
+    return Hub(args.home, device=args.device, **kwargs)  # type: ignore[arg-type]
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -49,7 +49,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     )
     settings = hub.init()
     print(f"registry {hub.home}")
-    for key, value in sorted(settings.items()):
+    for key, value in sorted(settings.to_strings().items()):
         print(f"  {key}: {value}")
     return 0
 
@@ -263,7 +263,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"gmi: serving on {args.host}: reachable from other machines", file=sys.stderr)
-    uvicorn.run(create_app(args.home), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(args.home, device=args.device),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+    )
     return 0
 
 
@@ -302,6 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="registry directory (default: $GMI_HOME or ~/.local/share/gmi)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where encoders, interrogators and scoring run (default auto: CUDA when present)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -349,7 +360,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--images-per-prompt", type=int, default=1)
     p.add_argument("--steps", type=int, default=30, help="inference steps (default 30)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
         "--keep-images",
         type=Path,
@@ -487,6 +497,12 @@ def _accept_home_everywhere(subparsers: argparse._SubParsersAction) -> None:
     for command in subparsers.choices.values():
         command.add_argument(
             "--home", type=Path, default=argparse.SUPPRESS, help="registry directory"
+        )
+        command.add_argument(
+            "--device",
+            choices=("auto", "cpu", "cuda"),
+            default=argparse.SUPPRESS,
+            help="where encoders, interrogators and scoring run",
         )
         for action in command._actions:
             if isinstance(action, argparse._SubParsersAction):

@@ -105,7 +105,7 @@ def run_demo(
         "submit_seconds": round(submitted, 1),
         "identify_seconds": round(identified, 2),
         "home": str(home),
-        "settings": hub.settings(),
+        "settings": hub.settings().to_strings(),
     }
     if json_output:
         print(json.dumps({"summary": summary, "queries": rows}, indent=2))

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,6 @@ from gmi.search.weights import PointWeights
 from gmi.settings import HubSettings
 from gmi.spec.calibration import Calibration
 from gmi.spec.kernels import default_gamma
-from gmi.spec.scoring import group_prompts
 from gmi.spec.specification import Specification, build_specification
 
 ENCODE_BATCH = 16
@@ -205,6 +205,14 @@ class Hub:
         self._index_lock = threading.Lock()
         self.index_error: str | None = None  # why the last index build failed, if it did
 
+    @cached_property
+    def compute_device(self) -> str:
+        """Where encoders, interrogators and the ranking core run: "cpu" or "cuda"."""
+        try:
+            return ranking.resolve_device(self.device)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from exc
+
     # -- registry and settings ---------------------------------------------------------
     def exists(self) -> bool:
         if self._registry is not None and not isinstance(self._registry, Registry):
@@ -235,14 +243,16 @@ class Hub:
     def init(self) -> HubSettings:
         """Create the registry and fix its settings (the first submit does this implicitly)."""
         settings = self.settings()
-        load_encoder(settings.encoder)  # fail on an unknown name before creating anything
+        load_encoder(
+            settings.encoder, self.compute_device
+        )  # fail on an unknown name before creating anything
         load_interrogator(settings.interrogator)
         stored = self.registry(create=True).set_settings(settings.to_strings())
         return HubSettings.from_strings(stored)
 
     @property
     def encoder(self) -> Encoder:
-        return load_encoder(self.settings().encoder)
+        return load_encoder(self.settings().encoder, self.compute_device)
 
     # -- submitting stage --------------------------------------------------------------
     def submit_folder(
@@ -335,7 +345,7 @@ class Hub:
         settings = self.settings()
         if not replace and self.exists() and self.registry().exists(name):
             raise already_exists(name)
-        encoder = load_encoder(settings.encoder)
+        encoder = load_encoder(settings.encoder, self.compute_device)
         views = spec_views(list(images), settings.augment)
         features = encode_images_with_progress(encoder, views, f"encoding {name}", progress)
         prompt_embeddings = encoder.encode_texts(list(prompts))
@@ -484,8 +494,8 @@ class Hub:
         embedded = [read_embedded(im, label) for im, label in zip(decoded, labels, strict=True)]
         index = self.index()
         settings = self.settings()
-        encoder = load_encoder(settings.encoder)
-        asker = load_interrogator(interrogator or settings.interrogator)
+        encoder = load_encoder(settings.encoder, self.compute_device)
+        asker = load_interrogator(interrogator or settings.interrogator, self.compute_device)
 
         t0 = time.perf_counter()
         features = encoder.encode_images(decoded)
@@ -506,7 +516,7 @@ class Hub:
         t2 = time.perf_counter()
         groups = [list(range(len(decoded)))] if together else [[i] for i in range(len(decoded))]
         if settings.combine == "joint" and settings.scoring == "rkme":
-            weights = _group_weights(weights, groups)
+            weights = weights.per_group(groups)
         distances = ranking.distances(
             index.arrays,
             features,
@@ -515,7 +525,7 @@ class Hub:
             scoring=settings.scoring,
             combine=settings.combine,
             backend=self.backend,
-            device=self.device,
+            device=self.compute_device,
         )
         t3 = time.perf_counter()
 
@@ -685,14 +695,3 @@ class Hub:
                 self.registry().sync_index(self._fixed_settings())
         except (GmiError, OSError):
             pass
-
-
-def _group_weights(weights: PointWeights, groups: list[list[int]]) -> PointWeights:
-    """One weight row per group, for the joint RKME: the group's prompt embeddings averaged
-    (as METHOD.md's single-embedding reading), or its visual vectors averaged."""
-    kinds = [weights.kinds[g[0]] for g in groups]
-    prompts = None if weights.prompts is None else group_prompts(weights.prompts, groups)
-    visuals = None
-    if weights.visuals is not None:
-        visuals = np.stack([np.asarray(weights.visuals)[g].mean(axis=0) for g in groups])
-    return PointWeights(kinds, prompts, visuals, weights.text_visuals, weights.tau)

@@ -29,18 +29,14 @@ from gmi.augment import DEFAULT_AUGMENT, spec_views
 from gmi.bench.data import BenchData
 from gmi.encoders import Encoder, load_encoder
 from gmi.hub import encode_images_with_progress
-from gmi.index import HubIndex, stated_prompt_weights
 from gmi.interrogators import DEFAULT_INTERROGATOR, INTERROGATORS, load_interrogator
 from gmi.interrogators.base import prompt_embeddings
+from gmi.registry.packed import PackedIndex
+from gmi.search import ranking
+from gmi.search.rules import padded, padded_weights
+from gmi.search.weights import PointWeights
 from gmi.spec.kernels import default_gamma, squared_distances
-from gmi.spec.scoring import (
-    DEFAULT_SCORING,
-    DEFAULT_TAU,
-    keep_top,
-    prompt_weights,
-    score_local,
-    score_requirements,
-)
+from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU, keep_top, score_requirements
 from gmi.spec.specification import build_specification
 
 
@@ -54,7 +50,7 @@ class BenchContext:
     tau: float = DEFAULT_TAU
     augment: str = DEFAULT_AUGMENT
     progress: bool = True
-    _stacks: dict[tuple[str, float], HubIndex] = field(default_factory=dict)
+    _stacks: dict[tuple[str, float], PackedIndex] = field(default_factory=dict)
 
     def with_groups(self, groups: list[list[int]]) -> BenchContext:
         """The same encoded benchmark with other requirements (caches are shared, not copied)."""
@@ -99,16 +95,17 @@ class BenchContext:
     def true_prompt_embeddings(self) -> np.ndarray:
         return self.encoder.encode_texts(self.data.query_prompts)
 
-    @cached_property
-    def stated_prompt_weights(self) -> np.ndarray:
-        """[T, M, K]: each query's true prompt, stated by its user, via the visual kernel."""
-        return stated_prompt_weights(self.index(), self.true_prompt_embeddings)
+    def stated_prompt_weights(self, index: PackedIndex) -> PointWeights:
+        """Each query's true prompt, stated by its user, via the hub's visual prompt kernel."""
+        visuals = index.prompt_to_visual.predict(self.true_prompt_embeddings)
+        kinds = ["visual"] * len(visuals)
+        return PointWeights(kinds, visuals=visuals, text_visuals=index.text_visuals, tau=self.tau)
 
     def base_gamma(self, pixels: bool = False) -> float:
         spec, _ = self.pixel_features if pixels else self.features
         return default_gamma(spec[0])  # as a registry: fixed by its first model
 
-    def index(self, gamma_factor: float = 1.0, pixels: bool = False) -> HubIndex:
+    def index(self, gamma_factor: float = 1.0, pixels: bool = False) -> PackedIndex:
         key = ("pixels" if pixels else "main", gamma_factor)
         if key not in self._stacks:
             spec, _ = self.pixel_features if pixels else self.features
@@ -122,7 +119,7 @@ class BenchContext:
                 build_specification(z, qm, m.prompts, encoder=self.encoder_name, gamma=gamma)
                 for z, qm, m in zip(spec, q, self.data.models, strict=True)
             ]
-            self._stacks[key] = HubIndex.from_specs(self.data.names, specs)
+            self._stacks[key] = PackedIndex.from_specs(self.data.names, specs)
         return self._stacks[key]
 
     def query_features(self, pixels: bool = False) -> np.ndarray:
@@ -160,54 +157,71 @@ def popularity(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
     return np.tile(rank, (len(ctx.groups), 1))
 
 
+def _ranked(
+    ctx: BenchContext,
+    index: PackedIndex,
+    features: np.ndarray,
+    weights: PointWeights | None = None,
+    scoring: str = "rkme",
+    combine: str = "mean",
+) -> np.ndarray:
+    """Distances [groups, models] through the ranking core that `gmi identify` uses."""
+    weights = weights or PointWeights.uniform(len(features))
+    if combine == "joint" and scoring == "rkme":
+        weights = weights.per_group(ctx.groups)
+    return ranking.distances(
+        index.arrays, features, weights, ctx.groups, scoring=scoring, combine=combine
+    )
+
+
 def rkme_pixels(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
     index = ctx.index(gamma_factor, pixels=True)
-    return score_requirements(index.stack, ctx.query_features(pixels=True), ctx.groups)
+    return _ranked(ctx, index, ctx.query_features(pixels=True))
 
 
 def rkme(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
-    return score_requirements(ctx.index(gamma_factor).stack, ctx.query_features(), ctx.groups)
+    return _ranked(ctx, ctx.index(gamma_factor), ctx.query_features())
 
 
 def knn(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
     """Per image, the squared distance to each model's nearest spec image; a group averages."""
-    index = ctx.index()
-    d2 = squared_distances(ctx.query_features(), index.pair_features)  # [T, P]
-    starts = np.flatnonzero(np.r_[True, np.diff(index.pair_model) != 0])
-    per_model = np.minimum.reduceat(d2, starts, axis=1)  # pairs are stored model by model
+    arrays = ctx.index().arrays
+    d2 = squared_distances(ctx.query_features(), arrays.pair_features)  # [T, P]
+    starts = arrays.pair_offsets[:-1]  # pairs are stored model by model
+    per_model = np.minimum.reduceat(d2, starts, axis=1)
     return np.stack([per_model[g].mean(axis=0) for g in ctx.groups])
-
-
-def _per_group(ctx: BenchContext, per_image: np.ndarray) -> np.ndarray:
-    return np.stack([per_image[g].mean(axis=0) for g in ctx.groups])
 
 
 def kde(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
     """Uniform-weight kernel density with a narrow kernel: a soft kNN (prompt-agnostic)."""
-    return _per_group(ctx, score_local(ctx.index(gamma_factor).stack, ctx.query_features()))
+    return _ranked(ctx, ctx.index(gamma_factor), ctx.query_features(), scoring="local")
 
 
 def scored_with(scoring: str, source: str, combine: str = "mean", top: int | None = None) -> Method:
     """A prompt-weighted method: `scoring` is "rkme" (the paper's weighted RKME) or "local"
     (weighted kernel density); `source` is where the prompt comes from: an interrogator's
     name, "oracle" (the true prompt, text-embedding kernel as in the paper) or "stated" (the
-    true prompt as a user would state it, through the hub's learned visual prompt kernel)."""
+    true prompt as a user would state it, through the hub's learned visual prompt kernel).
+    top: keep only each model's `top` heaviest points (an ablation outside the core)."""
 
     def method(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
-        stack = ctx.index(gamma_factor).stack
-        prompts, weights = None, None
+        index = ctx.index(gamma_factor)
+        features = ctx.query_features()
         if source == "oracle":
-            prompts = ctx.true_prompt_embeddings
+            weights = PointWeights.from_prompts(ctx.true_prompt_embeddings, len(features), ctx.tau)
         elif source == "stated":
-            weights = ctx.stated_prompt_weights
+            weights = ctx.stated_prompt_weights(index)
         else:
             prompts = ctx.interrogated_prompts(source)
-        if top is not None:
-            w = prompt_weights(prompts, stack, ctx.tau) if weights is None else weights
-            weights = keep_top(w, top)
-        return score_requirements(
-            stack, ctx.query_features(), ctx.groups, prompts, ctx.tau, combine, scoring, weights
+            weights = PointWeights.from_prompts(prompts, len(features), ctx.tau)
+        if top is None:
+            return _ranked(ctx, index, features, weights, scoring, combine)
+        slots = index.arrays.live_slots
+        stack, cells = padded(index.arrays, slots, gram=True)
+        w = keep_top(
+            padded_weights(weights, weights.tables(index.arrays), index.arrays, cells), top
         )
+        return score_requirements(stack, features, ctx.groups, None, ctx.tau, combine, scoring, w)
 
     method.__doc__ = f"{scoring} scoring with {source!r} prompts ({combine})"
     return method

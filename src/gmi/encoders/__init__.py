@@ -21,10 +21,11 @@ DEFAULT_ENCODER = "offline"
 
 
 @lru_cache(maxsize=8)
-def load_encoder(name: str = DEFAULT_ENCODER) -> Encoder:
-    """Load an encoder once per process (weights are read lazily by the encoder itself)."""
+def load_encoder(name: str = DEFAULT_ENCODER, device: str = "cpu") -> Encoder:
+    """Load an encoder once per process and device (weights are read lazily by the encoder
+    itself). device: "cpu" or "cuda" (gmi.search.ranking.resolve_device turns "auto" into one)."""
     factory = resolve("encoder", ENCODERS, name)
-    return factory(split_name(name)[1])
+    return factory(split_name(name)[1], device=device)
 
 
 def available_encoders() -> list[str]:

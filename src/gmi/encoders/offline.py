@@ -43,19 +43,23 @@ def features_from_backbone(out: efficientnet.BackboneOutput, feature_set: str) -
 
 
 class OfflineEncoder(Encoder):
-    def __init__(self, feature_set: str = "default") -> None:
+    def __init__(self, feature_set: str = "default", device: str = "cpu") -> None:
         if feature_set not in FEATURE_SETS:
             valid = ", ".join(sorted(FEATURE_SETS))
             raise UnknownPluginError(f"unknown offline feature set {feature_set!r}; valid: {valid}")
         self.feature_set = feature_set
+        self.device = device
         self.name = "offline" if feature_set == "default" else f"offline:{feature_set}"
 
     def encode_images(self, images: list[Image.Image]) -> np.ndarray:
-        return features_from_backbone(efficientnet.run_backbone(images), self.feature_set)
+        taps, use_pooled = FEATURE_SETS[self.feature_set]
+        # only the blocks this feature set reads: the default stops after block 10 of 16
+        out = efficientnet.run_backbone(images, taps=taps, head=use_pooled, device=self.device)
+        return features_from_backbone(out, self.feature_set)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        return text_minilm.encode_texts(texts)
+        return text_minilm.encode_texts(texts, device=self.device)
 
 
-def create(argument: str | None) -> OfflineEncoder:
-    return OfflineEncoder(argument or "default")
+def create(argument: str | None, device: str = "cpu") -> OfflineEncoder:
+    return OfflineEncoder(argument or "default", device=device)

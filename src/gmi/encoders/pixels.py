@@ -46,5 +46,5 @@ class PixelEncoder(Encoder):
         return l2_normalise(out)
 
 
-def create(argument: str | None) -> PixelEncoder:
+def create(argument: str | None, device: str = "cpu") -> PixelEncoder:
     return PixelEncoder(int(argument) if argument else 32)

@@ -24,9 +24,9 @@ DEFAULT_INTERROGATOR = "hub"
 
 
 @lru_cache(maxsize=8)
-def load_interrogator(name: str = DEFAULT_INTERROGATOR) -> Interrogator:
+def load_interrogator(name: str = DEFAULT_INTERROGATOR, device: str = "cpu") -> Interrogator:
     factory = resolve("interrogator", INTERROGATORS, name)
-    return factory(split_name(name)[1])
+    return factory(split_name(name)[1], device=device)
 
 
 def available_interrogators() -> list[str]:

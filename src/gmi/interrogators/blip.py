@@ -58,9 +58,9 @@ class BlipCaptioner:
 
 
 class BlipInterrogator(Interrogator):
-    def __init__(self, source: str = DEFAULT_BLIP) -> None:
+    def __init__(self, source: str = DEFAULT_BLIP, device: str = "cpu") -> None:
         self.name = f"blip:{source}"
-        self.captioner = BlipCaptioner(source)
+        self.captioner = BlipCaptioner(source, device=device)
 
     def interrogate(
         self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: PackedIndex
@@ -68,5 +68,5 @@ class BlipInterrogator(Interrogator):
         return [Interrogation(text=c) for c in self.captioner.caption(images)]
 
 
-def create(argument: str | None) -> BlipInterrogator:
-    return BlipInterrogator(argument or DEFAULT_BLIP)
+def create(argument: str | None, device: str = "cpu") -> BlipInterrogator:
+    return BlipInterrogator(argument or DEFAULT_BLIP, device=device)

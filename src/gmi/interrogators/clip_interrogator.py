@@ -35,9 +35,9 @@ def modifiers() -> dict[str, list[str]]:
 
 
 class ClipInterrogator(Interrogator):
-    def __init__(self, blip: str = DEFAULT_BLIP) -> None:
+    def __init__(self, blip: str = DEFAULT_BLIP, device: str = "cpu") -> None:
         self.name = "clip-interrogator" if blip == DEFAULT_BLIP else f"clip-interrogator:{blip}"
-        self.captioner = BlipCaptioner(blip)
+        self.captioner = BlipCaptioner(blip, device=device)
         self._tables: dict[str, tuple[list[str], np.ndarray]] = {}
 
     def _table(self, encoder: Encoder) -> dict[str, tuple[list[str], np.ndarray]]:
@@ -70,5 +70,5 @@ class ClipInterrogator(Interrogator):
         return out
 
 
-def create(argument: str | None) -> ClipInterrogator:
-    return ClipInterrogator(argument or DEFAULT_BLIP)
+def create(argument: str | None, device: str = "cpu") -> ClipInterrogator:
+    return ClipInterrogator(argument or DEFAULT_BLIP, device=device)

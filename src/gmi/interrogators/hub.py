@@ -46,5 +46,5 @@ class HubInterrogator(Interrogator):
         ]
 
 
-def create(argument: str | None) -> HubInterrogator:
+def create(argument: str | None, device: str = "cpu") -> HubInterrogator:
     return HubInterrogator()

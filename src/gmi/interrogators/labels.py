@@ -30,8 +30,9 @@ def imagenet_classes() -> list[str]:
 
 
 class LabelsInterrogator(Interrogator):
-    def __init__(self, top: int = 3) -> None:
+    def __init__(self, top: int = 3, device: str = "cpu") -> None:
         self.top = top
+        self.device = device
         self.name = "labels" if top == 3 else f"labels:{top}"
 
     def interrogate(
@@ -39,7 +40,7 @@ class LabelsInterrogator(Interrogator):
     ) -> list[Interrogation]:
         # Its own forward pass: reusing the encoder's would need a cache, and a cache keyed by
         # object identity served one image's answer for another (ids are reused after free).
-        logits = efficientnet.run_backbone(images).logits
+        logits = efficientnet.run_backbone(images, taps=(), device=self.device).logits
         classes = imagenet_classes()
         top = np.argsort(-logits, axis=1)[:, : self.top]
         return [
@@ -47,5 +48,5 @@ class LabelsInterrogator(Interrogator):
         ]
 
 
-def create(argument: str | None) -> LabelsInterrogator:
-    return LabelsInterrogator(int(argument) if argument else 3)
+def create(argument: str | None, device: str = "cpu") -> LabelsInterrogator:
+    return LabelsInterrogator(int(argument) if argument else 3, device=device)

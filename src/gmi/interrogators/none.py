@@ -23,5 +23,5 @@ class NoInterrogator(Interrogator):
         return [Interrogation(text="", uniform=True) for _ in images]
 
 
-def create(argument: str | None) -> NoInterrogator:
+def create(argument: str | None, device: str = "cpu") -> NoInterrogator:
     return NoInterrogator()

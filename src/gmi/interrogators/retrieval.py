@@ -42,5 +42,5 @@ class RetrievalInterrogator(Interrogator):
         return out
 
 
-def create(argument: str | None) -> RetrievalInterrogator:
+def create(argument: str | None, device: str = "cpu") -> RetrievalInterrogator:
     return RetrievalInterrogator(int(argument) if argument else 8)

@@ -54,7 +54,8 @@ def inspect_record(
 ) -> tuple[str | None, Specification | None]:
     """(why this row's model is not whole, or None; its spec when it loads). Gamma is not
     judged here: a spec of another gamma is whole and repairable (check_registry)."""
-    from gmi.hub import incompatibility  # the rules identify applies, in one place
+    from gmi.registry.packed import spec_problem  # the rules identify applies, in one place
+    from gmi.settings import HubSettings
 
     path = registry.spec_dir / record.spec_file
     try:
@@ -70,7 +71,8 @@ def inspect_record(
     if spec.points.shape[0] != record.n_points or spec.pair_features.shape[0] != record.n_images:
         return "array shapes disagree with the record", spec
     without_gamma = {k: v for k, v in settings.items() if k != "gamma"}
-    return incompatibility(spec, without_gamma), spec
+    reference = HubSettings.from_strings({"encoder": spec.encoder, **without_gamma})
+    return spec_problem(spec, reference), spec
 
 
 def verify(registry: Registry, record: ModelRecord, settings: dict[str, str]) -> str | None:
@@ -114,6 +116,8 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
     if len(dims) > 1:
         report.problems.append(f"specs of different dimensions: {sorted(dims)}")
     report.orphans = [str(p.relative_to(registry.home)) for p in registry.orphans()]
+    packed_problems = _packed_problems(registry, settings)
+    report.problems += packed_problems
     if not repair:
         return report
     fixed: set[str] = set()
@@ -146,4 +150,21 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
             kept.append(rel)
     report.problems = [p for p in report.problems if p.split(":")[0] not in fixed]
     report.orphans = kept
+    if packed_problems or fixed:
+        from gmi.registry.packed import sync
+        from gmi.settings import HubSettings
+
+        if registry.list_names(limit=1) and "image_dim" in registry.settings():
+            sync(registry, HubSettings.from_strings(registry.settings()), force_full=True)
+            report.repaired.append("rebuilt the packed index")
+        report.problems = [p for p in report.problems if not p.startswith("packed index:")]
     return report
+
+
+def _packed_problems(registry: Registry, settings: dict[str, str]) -> list[str]:
+    from gmi.registry.packed import check_packed
+    from gmi.settings import HubSettings
+
+    if "image_dim" not in settings or not registry.list_names(limit=1):
+        return []
+    return check_packed(registry, HubSettings.from_strings(settings))

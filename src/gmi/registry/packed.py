@@ -275,6 +275,14 @@ class PackedIndex:
     def pair_text(self, row: int) -> str:
         return self.arrays.texts[int(self.arrays.pair_text[row])]
 
+    def example_prompts(self, name: str, n: int) -> list[str]:
+        """The first n prompts of a ranked model's spec images ([] for one left out)."""
+        slot = self.position.get(name)
+        if slot is None:
+            return []
+        rows = self.pair_rows(slot)[:n]
+        return [self.pair_text(int(r)) for r in rows]
+
     def pair_rows(self, slot: int) -> np.ndarray:
         return np.arange(self.arrays.pair_offsets[slot], self.arrays.pair_offsets[slot + 1])
 
@@ -697,3 +705,55 @@ def describe(registry) -> dict[str, object]:
 
 
 __all__ = ["PackedIndex", "json", "open_index", "state_token", "sync"]
+
+
+def check_packed(registry, settings: HubSettings) -> list[str]:
+    """What is wrong with the packed index (`gmi check`): behind the registry, a model
+    without exactly one live slot, a slot without its model, rows that differ from the spec
+    file, array files too short, the learned parts missing. [] when it is whole. O(hub)."""
+    problems: list[str] = []
+    dims = (settings.image_dim or 0, settings.prompt_dim or 0)
+    try:
+        with registry._connect() as db:
+            db.execute("BEGIN")
+            state = read_state(db)
+            models = {
+                r[0]: r for r in db.execute("SELECT name, spec_file, spec_sha256 FROM models")
+            }
+            live = db.execute(
+                "SELECT name, spec_sha256, problem FROM packed_slots WHERE alive = 1 ORDER BY slot"
+            ).fetchall()
+            arrays = open_arrays(registry.home, db, state, dims)[0] if dims[0] else None
+            db.execute("COMMIT")
+    except (OSError, ValueError, CorruptSpecError) as exc:
+        return [f"packed index: cannot be opened ({exc})"]
+    if not state.in_step:
+        return ["packed index: behind the registry (the next identify or --repair updates it)"]
+    seen: dict[str, int] = {}
+    for name, sha, _ in live:
+        seen[name] = seen.get(name, 0) + 1
+        if name not in models or models[name][2] != sha:
+            problems.append(f"packed index: slot of {name!r} has no such model")
+    problems += [
+        f"packed index: {name!r} has {seen.get(name, 0)} live slots"
+        for name in models
+        if seen.get(name, 0) != 1
+    ]
+    if arrays is not None:
+        for slot in np.flatnonzero(arrays.alive):
+            name = arrays.names[slot]
+            if name not in models:
+                continue
+            spec, _ = _load(registry, name, models[name][1], models[name][2])
+            if spec is None:
+                continue  # the spec file itself is reported by check_registry
+            packed = arrays.spec_arrays(int(slot))
+            same = all(
+                np.array_equal(packed[key], np.asarray(getattr(spec, key), dtype=packed[key].dtype))
+                for key in ("points", "beta", "point_prompts", "pair_features", "pair_prompts")
+            ) and [arrays.texts[t] for t in packed["pair_texts"]] == list(spec.prompt_texts)
+            if not same:
+                problems.append(f"packed index: the rows of {name!r} differ from its spec file")
+    if live and load_learned(registry.home, state.token) is None:
+        problems.append("packed index: the learned parts of this state are missing")
+    return problems

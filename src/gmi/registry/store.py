@@ -487,6 +487,29 @@ class Registry:
         records = self.list()
         return records, [self.load_spec(r) for r in records]
 
+    def count(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM models").fetchone()[0])
+
+    def page(self, offset: int, limit: int) -> list[ModelRecord]:
+        """Records sorted by name, `limit` of them from `offset` (the catalogue's pages)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM models ORDER BY name LIMIT ? OFFSET ?", (limit, offset)
+            ).fetchall()
+        return [_record(r) for r in rows]
+
+    def descriptions(self, names: list[str]) -> dict[str, str]:
+        """name -> description for these models only (one query)."""
+        if not names:
+            return {}
+        marks = ",".join("?" * len(names))
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT name, description FROM models WHERE name IN ({marks})", names
+            ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
     def list_names(self, limit: int | None = None) -> list[str]:
         """Model names, sorted (a catalogue page without loading records' extras)."""
         with self._connect() as db:

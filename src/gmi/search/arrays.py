@@ -75,10 +75,6 @@ class PackedArrays:
         return np.repeat(np.arange(self.n_slots, dtype=np.int32), np.diff(self.pair_offsets))
 
     @cached_property
-    def prompt_norms(self) -> np.ndarray:
-        return np.maximum(np.linalg.norm(self.prompts.astype(np.float64), axis=1), 1e-12)
-
-    @cached_property
     def live_slots(self) -> np.ndarray:
         return np.flatnonzero(self.alive & (self.point_counts > 0))
 

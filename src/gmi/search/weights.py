@@ -16,12 +16,13 @@ Per image, one of:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from gmi.search.arrays import PackedArrays
-from gmi.spec.scoring import DEFAULT_TAU, VISUAL_TEMPERATURE
+from gmi.spec.scoring import DEFAULT_TAU, VISUAL_TEMPERATURE, group_prompts
 
 KINDS = ("uniform", "prompt", "visual")
 
@@ -47,6 +48,17 @@ class PointWeights:
             return cls.uniform(n_images)
         return cls(["prompt"] * n_images, prompts=np.asarray(prompts), tau=tau)
 
+    def per_group(self, groups: Sequence[Sequence[int]]) -> PointWeights:
+        """One row per group, for the joint RKME: the group's prompt embeddings averaged and
+        renormalised (METHOD.md's single-embedding reading), or its visual vectors averaged."""
+        kinds = [self.kinds[g[0]] for g in groups]
+        prompts = visuals = None
+        if self.prompts is not None:
+            prompts = group_prompts(np.asarray(self.prompts), groups)
+        if self.visuals is not None:
+            visuals = np.stack([np.asarray(self.visuals)[list(g)].mean(axis=0) for g in groups])
+        return PointWeights(kinds, prompts, visuals, self.text_visuals, self.tau, self.temperature)
+
     def tables(self, arrays: PackedArrays) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Per image: log-weights over the prompt table [T, U] and over the texts [T, texts],
         computed once per query (the small part; points gather from them)."""
@@ -56,7 +68,8 @@ class PointWeights:
         if rows_p:
             q = np.asarray(self.prompts, dtype=np.float64)[rows_p]
             q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-            cos = (q @ arrays.prompts.astype(np.float64).T) / arrays.prompt_norms
+            # point prompts are unit vectors by construction (gmi.spec.specification)
+            cos = q @ np.asarray(arrays.prompts, dtype=np.float64).T
             prompt_table = np.zeros((len(self.kinds), cos.shape[1]))
             prompt_table[rows_p] = cos / self.tau
         if rows_v:

@@ -24,12 +24,12 @@ import hmac
 import os
 import re
 import tempfile
-import threading
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from anyio import CapacityLimiter, to_thread
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -52,7 +52,7 @@ from gmi.errors import (
 from gmi.hub import Hub
 from gmi.imagefolder import MAX_PROMPT_CHARS
 from gmi.images import open_image
-from gmi.registry.store import MAX_DESCRIPTION, MAX_NAME, NAME_REGEX
+from gmi.registry.store import MAX_DESCRIPTION, MAX_NAME, NAME_REGEX, ModelRecord
 from gmi.server import schemas
 from gmi.server.limits import BODY_IDLE_TIMEOUT_S, FORM_OVERHEAD, BodyLimits
 from gmi.server.openapi import error_responses, install_openapi
@@ -64,6 +64,9 @@ from gmi.server.uploads import (
     safe_extract,
 )
 from gmi.server.writer import Writer
+
+DEFAULT_PAGE = 100  # catalogue models per request unless ?limit= says otherwise
+MAX_PAGE = 1000
 
 NAME_SCHEMA_PATTERN = f"^{NAME_REGEX}$"
 
@@ -135,17 +138,24 @@ async def _read_limited(upload: UploadFile, limit: int, label: str) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(home: str | Path | None = None, admin_token: str | None = None) -> FastAPI:
-    hub = Hub(home)
+def create_app(
+    home: str | Path | None = None, admin_token: str | None = None, device: str = "auto"
+) -> FastAPI:
+    hub = Hub(home, device=device)
     token = admin_token if admin_token is not None else os.environ.get("GMI_ADMIN_TOKEN", "")
-    lock = threading.Lock()  # one identification at a time: the loaded models are shared
+    # Identifications run concurrently in a small pool (the Hub's index is an immutable
+    # snapshot; no global lock): more threads than cores would only queue inside torch.
+    workers = CapacityLimiter(
+        int(os.environ.get("GMI_IDENTIFY_WORKERS", "0")) or min(4, os.cpu_count() or 1)
+    )
     writer = Writer(hub.home)  # writes run in a worker process (gmi.server.writer)
 
     def refresh() -> None:
-        """Load what a write changed (specs and the learned parts it stored), so the next
-        identify and /healthz see it; a registry with no usable model is reported, not raised."""
-        with lock, contextlib.suppress(GmiError):
-            if hub.models():
+        """Load what a write changed (the packed index and the learned parts it stored), so
+        the next identify and /healthz see it; a registry with no usable model is reported,
+        not raised. Writes by other processes are picked up by identify itself."""
+        with contextlib.suppress(GmiError):
+            if hub.exists() and hub.registry().count():
                 hub.index()
 
     @contextlib.asynccontextmanager
@@ -161,12 +171,12 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
     )
     static = resources.files("gmi.server").joinpath("static")
 
-    if hub.exists() and hub.models():
+    if hub.exists() and hub.registry().count():
         with contextlib.suppress(GmiError):  # no usable model: /healthz says so, identify too
-            hub.index()  # load specs and models once, at start-up
+            hub.index()  # map the packed index once, at start-up
         from gmi.encoders import load_encoder
 
-        load_encoder(hub.settings()["encoder"])
+        load_encoder(hub.settings().encoder, hub.compute_device)
 
     def require_admin(request: Request) -> None:
         if not token:
@@ -244,12 +254,12 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
     def healthz() -> dict[str, Any]:
         # answers from what is loaded, never by loading: a health probe must stay fast while
         # the hub changes (the index is rebuilt by the write that changed it, or by identify)
-        models = len(hub.models())
+        models = hub.registry().count() if hub.exists() else 0
         problems: list[str] = []
         index = hub.loaded_index
         usable = len(index.names) if index is not None else 0
         if index is not None:
-            problems = list(index.skipped.values())
+            problems = [f"model {n!r}: {why}" for n, why in index.skipped.items()]
         elif models:
             problems = [hub.index_error or "the models are not loaded yet"]
         return {
@@ -300,12 +310,12 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
             for data, label in uploads:
                 decoded.append(open_image(data, label=label))
                 del data
-            with lock:
-                found = hub.identify(decoded, top=top, together=together, prompt=prompt or None)
-                return found, [hub.evidence(r) for r in found]
+            found = hub.identify(decoded, top=top, together=together, prompt=prompt or None)
+            return found, [hub.evidence(r) for r in found]
 
-        results, why = await run_in_threadpool(work)
-        descriptions = {r.name: r.description for r in hub.models()}  # one query, not one per row
+        results, why = await to_thread.run_sync(work, limiter=workers)
+        listed = sorted({m.model for r in results for m in r.results})
+        descriptions = hub.registry().descriptions(listed)  # the listed models only
         out = []
         for i, (result, evidence) in enumerate(zip(results, why, strict=True)):
             entry = result.to_json()
@@ -323,27 +333,39 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
             out.append(entry)
         return out
 
-    def model_json(name: str, examples: int) -> dict[str, Any]:
-        record, spec = hub.info(name)
+    def model_json(record: ModelRecord, examples: int) -> dict[str, Any]:
+        """A catalogue entry: the record plus example prompts read from the packed index
+        (no spec file is opened); a model the index left out is listed without them."""
+        prompts: list[str] = []
+        with contextlib.suppress(GmiError):
+            prompts = hub.index().example_prompts(record.name, examples)
         return {
             **record.to_json(),
-            "example_prompts": spec.prompt_texts[:examples],
+            "example_prompts": prompts,
             "images": [
-                f"/api/models/{name}/images/{i}" for i in range(min(examples, record.n_images))
+                f"/api/models/{record.name}/images/{i}"
+                for i in range(min(examples, record.n_images) if prompts else 0)
             ],
         }
 
-    @app.get("/api/models", response_model=list[schemas.ModelDetailOut], summary="The catalogue")
-    def list_models() -> list[dict[str, Any]]:
-        out = []
-        for record in hub.models():
-            try:
-                out.append(model_json(record.name, 4))
-            except NotFoundError:  # removed since the list was read: not in the catalogue
-                continue
-            except CorruptSpecError:  # listed (it is registered), without example prompts
-                out.append({**record.to_json(), "example_prompts": [], "images": []})
-        return out
+    @app.get(
+        "/api/models",
+        response_model=list[schemas.ModelDetailOut],
+        summary="The catalogue, one page at a time (by name)",
+        description="At most `limit` models from `offset`, sorted by name; the header "
+        "`X-Total-Count` says how many there are.",
+    )
+    def list_models(
+        response: Response,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    ) -> list[dict[str, Any]]:
+        if not hub.exists():
+            response.headers["X-Total-Count"] = "0"
+            return []
+        registry = hub.registry()
+        response.headers["X-Total-Count"] = str(registry.count())
+        return [model_json(record, 4) for record in registry.page(offset, limit)]
 
     @app.get(
         "/api/models/{name:model}/images/{index}",
@@ -373,7 +395,9 @@ def create_app(home: str | Path | None = None, admin_token: str | None = None) -
         summary="One model, with example prompts and image URLs",
     )
     def get_model(name: ModelName) -> dict[str, Any]:
-        return model_json(name, 12)
+        if not hub.exists():
+            raise NotFoundError(f"no model named {name!r}")
+        return model_json(hub.registry().get(name), 12)
 
     @app.post(
         "/api/models",
