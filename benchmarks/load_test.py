@@ -1,11 +1,12 @@
 """Load test of `gmi serve` on loopback only: C concurrent clients send N identify requests.
 
-    .venv/bin/python benchmarks/load_test.py [--home HUB] [--clients 20] [--requests 200]
+    .venv/bin/python benchmarks/load_test.py [--home HUB] [--clients 20] [--requests 200] [--json]
 
 Without --home it builds a small demo hub (8 zoo models) in a temp folder. Starts a real server
 process on 127.0.0.1 at a free port, waits for /healthz, runs the bounded load (every request
 has a timeout, the whole run a deadline), prints p50/p95/max latency, throughput and errors,
-then stops the server.
+then stops the server. --json prints ONE JSON object (at least "p50_ms", "p95_ms", "errors",
+"requests"); without it, one line per figure.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--deadline", type=float, default=600.0)
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp) / "hub"
@@ -95,23 +97,23 @@ def main() -> None:
     latencies = sorted(t for t, status in results if status == 200)
     errors = [status for _, status in results if status != 200]
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0] * 99
-    print(
-        json.dumps(
-            {
-                "clients": args.clients,
-                "requests": args.requests,
-                "ok": len(latencies),
-                "errors": len(errors),
-                "error_kinds": sorted({str(e) for e in errors}),
-                "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
-                "p95_ms": round(1000 * q[94], 1),
-                "max_ms": round(1000 * max(latencies or [0]), 1),
-                "throughput_rps": round(len(latencies) / wall, 2),
-                "wall_s": round(wall, 1),
-            },
-            indent=1,
-        )
-    )
+    report = {
+        "clients": args.clients,
+        "requests": args.requests,
+        "ok": len(latencies),
+        "errors": len(errors),
+        "error_kinds": sorted({str(e) for e in errors}),
+        "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
+        "p95_ms": round(1000 * q[94], 1),
+        "max_ms": round(1000 * max(latencies or [0]), 1),
+        "throughput_rps": round(len(latencies) / wall, 2),
+        "wall_s": round(wall, 1),
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:>15}  {value}")
 
 
 if __name__ == "__main__":

@@ -116,11 +116,13 @@ def test_held_out_images_leave_their_own_point_out(hub_home):
     features, pair_model = np.asarray(arrays.pair_features), arrays.pair_slot
     rows = np.arange(len(pair_model))
     ridge = index.learned["image_to_prompt"]
-    predict = lambda x: l2_normalise(ridge.predict(x))  # noqa: E731
-    held = held_out_distances(stack, features, pair_model, rows, predict, 0.1, "local")
+    predicted = l2_normalise(ridge.predict(features))
+    held = held_out_distances(
+        stack, features, pair_model, rows, predicted.__getitem__, 0.1, "local"
+    )
     assert np.allclose(np.sort(held), calibration.held_out)
     with_own_point = score_requirements(
-        stack, features, [[r] for r in rows], predict(features), 0.1, "mean", "local"
+        stack, features, [[r] for r in rows], predicted, 0.1, "mean", "local"
     )[rows, pair_model]
     assert np.all(held > with_own_point)
 

@@ -139,6 +139,20 @@ def test_repair_during_replace_never_removes_a_valid_model(tmp_path, folders):
 
 
 # -- 6 and 7. one bad or crafted spec does not take the hub down ----------------------------
+def _damage_spec(registry: Registry, name: str) -> None:
+    """A spec file replaced by garbage whose checksum the row carries: the packed index
+    notices the row change (triggers) and can no longer pack the model. (Garbage alone, with the
+    row untouched, does not affect identification: it ranks from the packed copy, and `gmi
+    check` reports the file.)"""
+    record = registry.get(name)
+    (registry.spec_dir / record.spec_file).write_bytes(b"garbage")
+    with sqlite3.connect(registry.db_path) as db:
+        db.execute(
+            "UPDATE models SET spec_sha256 = ? WHERE name = ?",
+            (hashlib.sha256(b"garbage").hexdigest(), name),
+        )
+
+
 def _rewrite_spec(registry: Registry, name: str, change) -> None:
     """Replace a model's spec by a checksum-valid but crafted one (file and DB hash agree)."""
     record = registry.get(name)
@@ -198,8 +212,7 @@ def test_corrupt_spec_degrades_the_server_instead_of_killing_it(tmp_path, folder
     hub = Hub(home)
     for name in ("flat-base", "ink-base"):
         hub.submit_folder(name, folders[name], progress=False)
-    record = hub.registry().get("flat-base")
-    (hub.registry().spec_dir / record.spec_file).write_bytes(b"garbage")
+    _damage_spec(hub.registry(), "flat-base")
     with running_server(home) as base:
         health = httpx.get(f"{base}/healthz").json()
         assert health["status"] == "degraded" and health["usable"] == 1
@@ -256,7 +269,8 @@ def test_full_disk_fails_cleanly_and_reads_still_work(tmp_path, folders, query):
             ).returncode
             == 0
         )
-        (home / "learned.safetensors").unlink()  # identify will have to refit (and not store)
+        for learned in (home / "learned").iterdir():
+            learned.unlink()  # identify will have to refit (and not store)
         filler = disk / "filler"
         with open(filler, "wb") as handle:  # fill the disk to the last block
             try:
@@ -283,7 +297,8 @@ def test_full_disk_fails_cleanly_and_reads_still_work(tmp_path, folders, query):
 def test_read_only_registry_reads_and_refuses_writes(tmp_path, folders, query):
     source = tmp_path / "hub"
     Hub(source).submit_folder("flat-base", folders["flat-base"], progress=False)
-    (source / "learned.safetensors").unlink()
+    for learned in (source / "learned").iterdir():
+        learned.unlink()  # identify will have to refit (and cannot store)
     with mounted("ro", tmp_path / "ro", source) as home:
         before = tree_digest(home)
         for args in (("models",), ("info", "flat-base"), ("check",), ("identify", str(query))):
@@ -311,7 +326,10 @@ def test_registry_files_follow_the_umask(tmp_path, folders):
     record = registry.get("flat-base")
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
     assert mode(registry.spec_dir / record.spec_file) == 0o644
-    assert mode(home / "learned.safetensors") == 0o644
+    for path in (home / "learned").iterdir():
+        assert mode(path) == 0o644
+    for path in (home / "packed").rglob("*"):
+        assert mode(path) == (0o755 if path.is_dir() else 0o644), path
     assert mode(registry.thumbnail_dir(record.spec_file)) == 0o755
 
 

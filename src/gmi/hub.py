@@ -254,6 +254,10 @@ class Hub:
     def encoder(self) -> Encoder:
         return load_encoder(self.settings().encoder, self.compute_device)
 
+    def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Encoder features [n, d] of decoded images, in batches."""
+        return encode_images_with_progress(self.encoder, list(images), "encoding", False)
+
     # -- submitting stage --------------------------------------------------------------
     def submit_folder(
         self,
@@ -422,7 +426,7 @@ class Hub:
                 return self._index
             settings = self._fixed_settings()
             index = registry.open_index(settings)
-            if not index.arrays.n_slots:
+            if not index.names and not index.skipped:
                 self._index, self.index_error = None, None
                 raise NotFoundError(f"{self.home}: the registry has no models (submit one first)")
             if not index.names:
@@ -468,8 +472,12 @@ class Hub:
         together: bool = False,
         interrogator: str | None = None,
         prompt: str | None = None,
+        features: np.ndarray | None = None,
     ) -> list[Identification]:
         """Rank all models for each image (or for all images as one requirement).
+
+        features: these images' encoder features when the caller already has them (the
+        service encodes concurrent requests in one batch: gmi.server.batcher).
 
         The prompt that weights the spec points comes, per image, from the first of: `prompt`
         (what the user will ask the model for, when they know it), the generation prompt the
@@ -498,7 +506,10 @@ class Hub:
         asker = load_interrogator(interrogator or settings.interrogator, self.compute_device)
 
         t0 = time.perf_counter()
-        features = encoder.encode_images(decoded)
+        if features is None:
+            features = encoder.encode_images(decoded)
+        elif len(features) != len(decoded):
+            raise ValueError("one feature row per image is needed")
         t1 = time.perf_counter()
         texts, sources = self._query_prompts(prompt, embedded)
         guessed = [i for i, source in enumerate(sources) if source == "interrogated"]

@@ -319,7 +319,11 @@ def fit_calibration(
             mine = np.sort(rng.choice(mine, per_model, replace=False))
         held.append(mine)
     picked = np.concatenate(held)
-    predict = (lambda x: l2_normalise(image_to_prompt.predict(x))) if image_to_prompt else None
+    predict = None
+    if image_to_prompt is not None:  # every held-out image's prompt in one product
+        predicted = np.zeros((features.shape[0], image_to_prompt.weights.shape[1]), np.float32)
+        predicted[picked] = l2_normalise(image_to_prompt.predict(features[picked]))
+        predict = predicted.__getitem__
     distances = held_out_distances(stack, features, pair_model, picked, predict, tau, scoring)
     return Calibration(np.sort(distances))
 
@@ -382,7 +386,13 @@ def learn(
 ) -> dict[str, RidgeModel | Calibration]:
     """The learned parts for a state, from its ridge statistics and a bounded sample."""
     learned: dict[str, RidgeModel | Calibration] = {}
-    ridge = stats.solve() if stats.n >= 2 else None
+    ridge = None
+    if arrays.dim and stats.n >= 2 and stats.n < arrays.dim:
+        # fewer pairs than dimensions (a young hub): the thin SVD of the pairs themselves is
+        # cheaper than the d x d eigendecomposition, and gives the same model
+        ridge = RidgeModel.fit(*_pairs(arrays, arrays.live_slots))
+    elif stats.n >= 2:
+        ridge = stats.solve()
     if ridge is not None:
         learned["image_to_prompt"] = ridge
     if arrays.live_slots.size:
@@ -713,6 +723,9 @@ def check_packed(registry, settings: HubSettings) -> list[str]:
     file, array files too short, the learned parts missing. [] when it is whole. O(hub)."""
     problems: list[str] = []
     dims = (settings.image_dim or 0, settings.prompt_dim or 0)
+    if not registry.read_only and not state_token(registry):
+        with contextlib.suppress(OSError, StorageError, CorruptSpecError):
+            sync(registry, settings)
     try:
         with registry._connect() as db:
             db.execute("BEGIN")
@@ -754,6 +767,4 @@ def check_packed(registry, settings: HubSettings) -> list[str]:
             ) and [arrays.texts[t] for t in packed["pair_texts"]] == list(spec.prompt_texts)
             if not same:
                 problems.append(f"packed index: the rows of {name!r} differ from its spec file")
-    if live and load_learned(registry.home, state.token) is None:
-        problems.append("packed index: the learned parts of this state are missing")
-    return problems
+    return problems  # a missing learned file is a cache miss (refitted on open), not a fault

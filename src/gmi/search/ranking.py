@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +30,10 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @lru_cache(maxsize=1)
 def cuda_available() -> bool:
+    """Whether torch can use a CUDA GPU. Without an NVIDIA driver on the machine the answer
+    is no, found without importing torch (a second saved on every CPU-only command)."""
+    if not any(Path(p).exists() for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl")):
+        return False
     try:
         import torch
 

@@ -54,6 +54,7 @@ from gmi.imagefolder import MAX_PROMPT_CHARS
 from gmi.images import open_image
 from gmi.registry.store import MAX_DESCRIPTION, MAX_NAME, NAME_REGEX, ModelRecord
 from gmi.server import schemas
+from gmi.server.batcher import IdentifyBatcher
 from gmi.server.limits import BODY_IDLE_TIMEOUT_S, FORM_OVERHEAD, BodyLimits
 from gmi.server.openapi import error_responses, install_openapi
 from gmi.server.uploads import (
@@ -143,11 +144,11 @@ def create_app(
 ) -> FastAPI:
     hub = Hub(home, device=device)
     token = admin_token if admin_token is not None else os.environ.get("GMI_ADMIN_TOKEN", "")
-    # Identifications run concurrently in a small pool (the Hub's index is an immutable
-    # snapshot; no global lock): more threads than cores would only queue inside torch.
-    workers = CapacityLimiter(
-        int(os.environ.get("GMI_IDENTIFY_WORKERS", "0")) or min(4, os.cpu_count() or 1)
-    )
+    # Decoding runs in a small thread pool; encoding + ranking in the batcher's worker, which
+    # encodes the images of all waiting requests in one pass (gmi.server.batcher). The Hub's
+    # index is an immutable snapshot: nothing holds a global lock.
+    decoders = CapacityLimiter(min(4, os.cpu_count() or 1))
+    batcher = IdentifyBatcher(hub)
     writer = Writer(hub.home)  # writes run in a worker process (gmi.server.writer)
 
     def refresh() -> None:
@@ -162,6 +163,7 @@ def create_app(
     async def lifespan(app: FastAPI):
         yield
         writer.close()
+        batcher.close()
 
     app = FastAPI(
         title="gmi",
@@ -303,17 +305,19 @@ def create_app(
             label = upload.filename or f"image {i}"
             uploads.append((await _read_limited(upload, MAX_IMAGE_BYTES, label), label))
 
-        def work() -> tuple[list, list]:
-            # decoding and identification are CPU work: a worker thread, so the event loop
-            # keeps answering (/healthz, other requests) meanwhile
+        def decode() -> list:
+            # CPU work off the event loop, so it keeps answering (/healthz, other requests)
             decoded = []
             for data, label in uploads:
                 decoded.append(open_image(data, label=label))
                 del data
-            found = hub.identify(decoded, top=top, together=together, prompt=prompt or None)
-            return found, [hub.evidence(r) for r in found]
+            return decoded
 
-        results, why = await to_thread.run_sync(work, limiter=workers)
+        decoded = await to_thread.run_sync(decode, limiter=decoders)
+        uploads.clear()
+        results, why = await batcher.identify(
+            decoded, top=top, together=together, prompt=prompt or None
+        )
         listed = sorted({m.model for r in results for m in r.results})
         descriptions = hub.registry().descriptions(listed)  # the listed models only
         out = []

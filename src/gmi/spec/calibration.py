@@ -91,7 +91,9 @@ def held_out_distances(
 ) -> np.ndarray:
     """Distance of each held-out spec image (rows) to its OWN model, scored exactly as
     identify scores a query (interrogated prompt weights, the registry's scoring rule), with
-    the image's own point removed where points are images (K = N, the default)."""
+    the image's own point removed where points are images (K = N, the default).
+    predict_prompts maps ROW indices (into pair_features) to the interrogated prompts, so a
+    caller can predict all of them in one product."""
     out = np.empty(rows.size, dtype=np.float64)
     first_pair = np.r_[0, np.cumsum(np.bincount(pair_model, minlength=len(stack)))]
     for m in np.unique(pair_model[rows]):
@@ -106,7 +108,7 @@ def held_out_distances(
             stack.gram[m : m + 1],
             stack.gamma,
         )
-        prompts = None if predict_prompts is None else predict_prompts(queries)
+        prompts = None if predict_prompts is None else predict_prompts(rows[mine])
         shape = (mine.size, 1, sub.mask.shape[1])
         weights = np.array(np.broadcast_to(prompt_weights(prompts, sub, tau), shape))
         n_pairs = first_pair[m + 1] - first_pair[m]
