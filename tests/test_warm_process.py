@@ -75,3 +75,69 @@ def test_server_one_by_one_equals_fresh_processes(
             [entry] = response.json()
             assert entry["image"] == path.name
             assert _ranking(entry["results"]) == _ranking(fresh["results"]), path
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
+    warm_hub, distinct_queries, fresh_answers
+):
+    """All queries at once from parallel clients (the batcher encodes them together), with
+    prompts and `top` differing per request: every answer equals the fresh one-image run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from test_server import running_server
+
+    with running_server(warm_hub) as base:
+
+        def ask(i: int) -> tuple[int, dict]:
+            path = distinct_queries[i % len(distinct_queries)]
+            files = [("images", (path.name, path.read_bytes(), "image/jpeg"))]
+            top = 4 if i % 2 == 0 else 2
+            response = httpx.post(
+                f"{base}/api/identify", files=files, data={"top": str(top)}, timeout=120
+            )
+            assert response.status_code == 200, response.text
+            return i, response.json()[0]
+
+        with ThreadPoolExecutor(max_workers=len(distinct_queries)) as pool:
+            answers = list(pool.map(ask, range(3 * len(distinct_queries))))
+        for i, entry in answers:
+            fresh = fresh_answers[i % len(distinct_queries)]
+            top = 4 if i % 2 == 0 else 2
+            assert _ranking(entry["results"]) == _ranking(fresh["results"])[:top], i
+
+
+def test_catalogue_is_paged(warm_hub):
+    from test_server import running_server
+
+    with running_server(warm_hub) as base:
+        everything = httpx.get(f"{base}/api/models")
+        assert everything.status_code == 200
+        total = int(everything.headers["x-total-count"])
+        assert total == len(everything.json()) == len(SMALL_ZOO)
+        first = httpx.get(f"{base}/api/models", params={"limit": 2}).json()
+        rest = httpx.get(f"{base}/api/models", params={"offset": 2, "limit": 100}).json()
+        assert [m["name"] for m in first + rest] == [m["name"] for m in everything.json()]
+        assert all(m["example_prompts"] for m in first)
+        assert httpx.get(f"{base}/api/models", params={"limit": 0}).status_code == 422
+
+
+def test_batcher_shares_encoder_passes(warm_hub, distinct_queries, fresh_answers):
+    import asyncio
+
+    from gmi.images import open_image
+    from gmi.server.batcher import IdentifyBatcher
+
+    batcher = IdentifyBatcher(Hub(warm_hub))
+    images = [open_image(p) for p in distinct_queries]
+
+    async def all_at_once():
+        return await asyncio.gather(*(batcher.identify([im], top=4) for im in images))
+
+    try:
+        answers = asyncio.run(all_at_once())
+    finally:
+        batcher.close()
+    assert batcher.batches < len(images)  # requests waiting together were encoded together
+    for (found, evidence), fresh in zip(answers, fresh_answers, strict=True):
+        assert _ranking(found[0].to_json()["results"]) == _ranking(fresh["results"])
+        assert set(evidence[0]) == {m.model for m in found[0].results}

@@ -79,17 +79,33 @@ def _file(root: Path, name: str, dtype: type) -> Path:
     return root / f"{name}.{np.dtype(dtype).str.lstrip('<>|=')}"
 
 
-def _write_rows(path: Path, start: int, rows: np.ndarray) -> None:
-    """Write rows at row `start` of a raw array file (after the last committed row)."""
+def _write_rows(path: Path, start: int, rows: np.ndarray, files: dict | None = None) -> None:
+    """Write rows at row `start` of a raw array file (after the last committed row). With
+    `files` (path -> open handle), handles are reused and synced once by the caller before
+    its commit; without, the file is synced here."""
     data = np.ascontiguousarray(rows).astype(rows.dtype.newbyteorder("<"), copy=False)
     row_bytes = data.itemsize * (int(np.prod(data.shape[1:])) if data.ndim > 1 else 1)
-    mode = "r+b" if path.exists() else "w+b"
-    with open(path, mode) as f:
-        f.seek(start * row_bytes)
-        f.write(data.tobytes())
-        f.truncate()
-        f.flush()
-        os.fsync(f.fileno())
+    handle = files.get(path) if files is not None else None
+    if handle is None:
+        handle = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - kept open
+        if files is not None:
+            files[path] = handle
+    handle.seek(start * row_bytes)
+    handle.write(data.tobytes())
+    if files is None:
+        handle.truncate()
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+
+
+def _sync_files(files: dict) -> None:
+    """Make every appended row durable before the commit that makes it reachable."""
+    for handle in files.values():
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+    files.clear()
 
 
 def _map(path: Path, dtype: type, rows: int, width: int | None) -> np.ndarray:
@@ -437,11 +453,14 @@ class _Appender:
         ).fetchone()
         self.point_end, self.pair_end = int(ends[0]), int(ends[1])
         self.n_prompts = db.execute("SELECT COALESCE(MAX(id), 0) FROM packed_prompts").fetchone()[0]
+        self.files: dict[Path, object] = {}  # open handles, synced once before the commit
+        self.known_prompts: dict[bytes, int] = {}
+        self.known_texts: dict[str, int] = {}
 
     def prompt_ids(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         digests = [hashlib.sha256(v.tobytes()).digest()[:16] for v in vectors]
-        found = {}
+        found = self.known_prompts
         for digest, vector in zip(digests, vectors, strict=True):
             if digest in found:
                 continue
@@ -455,7 +474,8 @@ class _Appender:
                     (self.n_prompts, digest),
                 )
                 name, dtype, _ = PROMPT_FILE
-                _write_rows(_file(self.root, name, dtype), self.n_prompts - 1, vector[None])
+                path = _file(self.root, name, dtype)
+                _write_rows(path, self.n_prompts - 1, vector[None], self.files)
                 found[digest] = self.n_prompts - 1
             else:
                 found[digest] = row[0] - 1
@@ -464,11 +484,11 @@ class _Appender:
     def text_ids(self, texts: list[str]) -> np.ndarray:
         out = []
         for text in texts:
-            self.db.execute("INSERT OR IGNORE INTO packed_texts (text) VALUES (?)", (text,))
-            out.append(
-                self.db.execute("SELECT id FROM packed_texts WHERE text = ?", (text,)).fetchone()[0]
-                - 1
-            )
+            if text not in self.known_texts:
+                self.db.execute("INSERT OR IGNORE INTO packed_texts (text) VALUES (?)", (text,))
+                row = self.db.execute("SELECT id FROM packed_texts WHERE text = ?", (text,))
+                self.known_texts[text] = row.fetchone()[0] - 1
+            out.append(self.known_texts[text])
         return np.array(out, dtype=np.int32)
 
     def add(self, name: str, sha: str, spec: Specification | None, problem: str | None) -> None:
@@ -487,9 +507,11 @@ class _Appender:
             rows["pair_text"] if points_are_images(spec) else np.full(spec.n_points, -1, np.int32)
         )
         for key, (dtype, _) in POINT_FILES.items():
-            _write_rows(_file(self.root, key, dtype), self.point_end, rows[key].astype(dtype))
+            path = _file(self.root, key, dtype)
+            _write_rows(path, self.point_end, rows[key].astype(dtype), self.files)
         for key, (dtype, _) in PAIR_FILES.items():
-            _write_rows(_file(self.root, key, dtype), self.pair_end, rows[key].astype(dtype))
+            path = _file(self.root, key, dtype)
+            _write_rows(path, self.pair_end, rows[key].astype(dtype), self.files)
         n_points, n_pairs = spec.n_points, spec.pair_features.shape[0]
         self.db.execute(
             "INSERT INTO packed_slots (name, spec_sha256, alive, problem, point_start, "
@@ -533,6 +555,7 @@ def sync(registry, settings: HubSettings, *, force_full: bool = False) -> Packed
             if spec is not None and problem is None:
                 problem = spec_problem(spec, settings)
             appender.add(name, sha, spec, problem)
+        _sync_files(appender.files)
         token = uuid.uuid4().hex
         arrays, _ = open_arrays(home, db, state, dims) if dims[0] else (None, {})
         stats = None
