@@ -250,3 +250,53 @@ def test_a_warm_hub_sees_another_processes_writes(tmp_path, submissions, query_i
         run_gmi("identify", str(query_images["flat-base"]), "--json", home=home).stdout
     )[0]
     assert [m.model for m in last.results] == [r["model"] for r in fresh["results"]]
+
+
+def test_a_hub_works_on_any_store_it_is_given(tmp_path, submissions, query_images):
+    """The Hub receives its store (gmi.registry.base.Store); the SQLite Registry is one."""
+    from gmi.registry.base import Store
+
+    home = build_hub(tmp_path / "hub", submissions, SMALL_ZOO[:2])
+    store = Registry(home)
+    assert isinstance(store, Store)
+    hub = Hub(store=store)
+    [found] = hub.identify([query_images["ink-base"]], top=2)
+    assert found.results[0].model == "ink-base" and hub.home == home
+
+
+def test_settings_are_one_validated_value(tmp_path):
+    from gmi.errors import InvalidInputError
+
+    settings = HubSettings.from_strings({"tau": "0.2", "gamma": "0.5", "image_dim": "8"})
+    assert settings.tau == 0.2 and settings.image_dim == 8 and settings.scoring == "local"
+    assert HubSettings.from_strings(settings.to_strings()) == settings
+    with pytest.raises(AttributeError):
+        settings.tau = 1.0  # type: ignore[misc]
+    for bad in ({"scoring": "magic"}, {"tau": "-1"}, {"tau": "x"}, {"searcher": "faiss"}):
+        with pytest.raises(InvalidInputError):
+            HubSettings.from_strings(bad)
+
+
+def test_a_running_server_sees_another_processes_writes(tmp_path, submissions, query_images):
+    import httpx
+    from test_server import running_server
+
+    home = build_hub(tmp_path / "hub", submissions, SMALL_ZOO[:2])
+    query = query_images["photo-base"]
+
+    def top_models(base: str) -> list[str]:
+        files = [("images", (query.name, query.read_bytes(), "image/jpeg"))]
+        answer = httpx.post(f"{base}/api/identify", files=files, timeout=60)
+        assert answer.status_code == 200, answer.text
+        return [r["model"] for r in answer.json()[0]["results"]]
+
+    with running_server(home) as base:
+        assert "photo-base" not in top_models(base)
+        added = run_gmi(
+            "submit", "photo-base", "--images", str(submissions["photo-base"]), home=home
+        )
+        assert added.returncode == 0, added.stderr
+        assert top_models(base)[0] == "photo-base"  # no restart
+        assert int(httpx.get(f"{base}/api/models").headers["x-total-count"]) == 3
+        assert run_gmi("remove", "photo-base", home=home).returncode == 0
+        assert "photo-base" not in top_models(base)

@@ -49,6 +49,7 @@ from gmi.registry.store import (
     validate_name,
 )
 from gmi.search import ranking
+from gmi.search.searchers import load_searcher
 from gmi.search.weights import PointWeights
 from gmi.settings import HubSettings
 from gmi.spec.calibration import Calibration
@@ -537,6 +538,7 @@ class Hub:
             combine=settings.combine,
             backend=self.backend,
             device=self.compute_device,
+            searcher=load_searcher(settings.searcher),
         )
         t3 = time.perf_counter()
 
