@@ -398,14 +398,19 @@ def _save_learned(home: Path, token: str, stats: RidgeStatistics, learned: dict)
 
 
 def learn(
-    arrays: PackedArrays, stats: RidgeStatistics, settings: HubSettings
+    arrays: PackedArrays,
+    stats: RidgeStatistics,
+    settings: HubSettings,
+    *,
+    all_live: bool = True,
 ) -> dict[str, RidgeModel | Calibration]:
-    """The learned parts for a state, from its ridge statistics and a bounded sample."""
+    """The learned parts for a state: the ridge from its statistics (or, for a young hub with
+    fewer pairs than dimensions and `arrays` holding all its live models, from the pairs: the
+    thin SVD is cheaper than the d x d eigendecomposition and gives the same model), and the
+    calibration on the models of `arrays` (a bounded sample)."""
     learned: dict[str, RidgeModel | Calibration] = {}
     ridge = None
-    if arrays.dim and stats.n >= 2 and stats.n < arrays.dim:
-        # fewer pairs than dimensions (a young hub): the thin SVD of the pairs themselves is
-        # cheaper than the d x d eigendecomposition, and gives the same model
+    if all_live and arrays.dim and 2 <= stats.n < arrays.dim:
         ridge = RidgeModel.fit(*_pairs(arrays, arrays.live_slots))
     elif stats.n >= 2:
         ridge = stats.solve()
@@ -522,55 +527,150 @@ class _Appender:
         self.pair_end += n_pairs
 
 
+SLOT_COLUMNS = "slot, name, spec_sha256, point_start, point_count, pair_start, pair_count"
+
+
+def _rows_named(db: sqlite3.Connection, sql: str, names: list[str] | None) -> list[tuple]:
+    """Rows of `sql` (which ends in a WHERE clause) for these names only, or all (None)."""
+    if names is None:
+        return [tuple(r) for r in db.execute(sql + " 1")]
+    out = []
+    for start in range(0, len(names), 500):
+        part = names[start : start + 500]
+        marks = ",".join("?" * len(part))
+        out += [tuple(r) for r in db.execute(sql + f" name IN ({marks})", part)]
+    return out
+
+
 def sync(registry, settings: HubSettings, *, force_full: bool = False) -> PackedState:
     """Bring the packed index and the learned parts in step with the registry's models, under
-    the registry's write lock. Incremental: O(changed models) array work plus one SQL pass
-    over (name, sha) rows. Returns the committed state."""
+    the registry's write lock. Incremental: only the models the triggers logged as changed are
+    read and packed, the ridge statistics move by their pairs, the calibration uses a bounded
+    sample; nothing here reads every model's row (a registry from before the change log, or a
+    rebuild, falls back to one full pass). Returns the committed state."""
     home = registry.home
     with registry._write() as db:
         state = read_state(db)
         if state.in_step and not force_full:
             return state
         dims = (settings.image_dim or 0, settings.prompt_dim or 0)
-        if force_full or not state.token:  # (re)build from scratch
+        full = force_full or not state.token
+        if full:  # (re)build from scratch
             for table in ("packed_slots", "packed_prompts", "packed_texts"):
                 db.execute(f"DELETE FROM {table}")
             state = PackedState(state.models_version, state.packed_version, "", uuid.uuid4().hex)
             _set_state(db, generation=state.generation)
-        models = db.execute("SELECT name, spec_file, spec_sha256 FROM models").fetchall()
-        slots = db.execute(
-            "SELECT slot, name, spec_sha256 FROM packed_slots WHERE alive = 1"
-        ).fetchall()
+        logged = [r[0] for r in db.execute("SELECT DISTINCT name FROM packed_changes")]
+        names = None if full or not logged else logged
+        models = _rows_named(db, "SELECT name, spec_file, spec_sha256 FROM models WHERE", names)
+        slots = _rows_named(
+            db, f"SELECT {SLOT_COLUMNS} FROM packed_slots WHERE alive = 1 AND", names
+        )
         wanted = {(r[0], r[2]): r for r in models}
-        have = {(r[1], r[2]): r[0] for r in slots}
-        dead = [slot for key, slot in have.items() if key not in wanted]
+        have = {(r[1], r[2]): r for r in slots}
+        dead = [row for key, row in have.items() if key not in wanted]
         new = [row for key, row in wanted.items() if key not in have]
-        before, _ = open_arrays(home, db, state, dims) if dims[0] else (None, {})
         previous = load_learned(home, state.token) if state.token else None
+        stats = previous[0] if previous is not None and dims[0] and not full else None
         if dead:
-            db.executemany("UPDATE packed_slots SET alive = 0 WHERE slot = ?", [(s,) for s in dead])
+            db.executemany(
+                "UPDATE packed_slots SET alive = 0 WHERE slot = ?", [(r[0],) for r in dead]
+            )
+            if stats is not None:
+                stats = stats.subtract(*_slot_pairs(home, db, state, dims, dead))
         appender = _Appender(home, db, state)
-        for name, spec_file, sha in sorted(tuple(row) for row in new):
+        for name, spec_file, sha in sorted(new):
             spec, problem = _load(registry, name, spec_file, sha)
             if spec is not None and problem is None:
                 problem = spec_problem(spec, settings)
             appender.add(name, sha, spec, problem)
+            if stats is not None and problem is None and spec is not None:
+                stats = stats.add(spec.pair_features, spec.pair_prompts)
         _sync_files(appender.files)
+        db.execute("DELETE FROM packed_changes")
         token = uuid.uuid4().hex
-        arrays, _ = open_arrays(home, db, state, dims) if dims[0] else (None, {})
-        stats = None
-        if arrays is not None:
-            stats = _updated_statistics(before, arrays, previous, dead, db, dims)
-        if arrays is not None and stats is not None:
-            if _should_compact(arrays):
-                state, arrays = _compact(home, db, state, arrays, dims)
-            registry._storage(
-                lambda: _save_learned(home, token, stats, learn(arrays, stats, settings))
-            )
+        if dims[0] and db.execute("SELECT 1 FROM packed_slots LIMIT 1").fetchone():
+            if stats is None:  # no previous statistics: one pass over every live pair
+                arrays, _ = open_arrays(home, db, state, dims)
+                stats = statistics_of(arrays, arrays.live_slots, *dims)
+            if _should_compact(db):
+                state = _compact(home, db, state, dims)
+            sample, whole = _calibration_sample(home, db, state, dims)
+            learned = learn(sample, stats, settings, all_live=whole)
+            registry._storage(lambda: _save_learned(home, token, stats, learned))
         _set_state(db, packed_version=state.models_version, token=token)
         committed = PackedState(state.models_version, state.models_version, token, state.generation)
     _clean(home, committed)
     return committed
+
+
+def _slot_arrays(
+    home: Path, db: sqlite3.Connection, state: PackedState, dims: tuple[int, int], rows: list
+) -> PackedArrays:
+    """The packed rows of these slots (rows of SLOT_COLUMNS), copied into small in-memory
+    PackedArrays: what a sync needs of a few models without reading the slot table whole."""
+    d, e = dims
+    root = home / PACKED_DIR / state.generation
+    point_end = max((r[3] + r[4] for r in rows), default=0)
+    pair_end = max((r[5] + r[6] for r in rows), default=0)
+    width = {"d": d, "e": e, None: None}
+    point_rows = np.concatenate([np.arange(r[3], r[3] + r[4]) for r in rows] or [[]]).astype(int)
+    pair_rows = np.concatenate([np.arange(r[5], r[5] + r[6]) for r in rows] or [[]]).astype(int)
+    taken = {}
+    for files, end, picked in (
+        (POINT_FILES, point_end, point_rows),
+        (PAIR_FILES, pair_end, pair_rows),
+    ):
+        for key, (dtype, w) in files.items():
+            mapped = _map(_file(root, key, dtype), dtype, end, width[w])
+            taken[key] = np.array(mapped[picked])
+    n_prompts = db.execute("SELECT COALESCE(MAX(id), 0) FROM packed_prompts").fetchone()[0]
+    name, dtype, w = PROMPT_FILE
+    prompts = _map(_file(root, name, dtype), dtype, n_prompts, width[w])
+    texts = [t for (t,) in db.execute("SELECT text FROM packed_texts ORDER BY id")]
+    return PackedArrays(
+        names=[r[1] for r in rows],
+        alive=np.ones(len(rows), dtype=bool),
+        point_offsets=np.r_[0, np.cumsum([r[4] for r in rows])].astype(np.int64),
+        prompts=prompts,
+        pair_offsets=np.r_[0, np.cumsum([r[6] for r in rows])].astype(np.int64),
+        texts=texts,
+        gamma=_gamma(db),
+        **taken,
+    )
+
+
+def _gamma(db: sqlite3.Connection) -> float:
+    row = db.execute("SELECT value FROM settings WHERE key = 'gamma'").fetchone()
+    return float(row[0]) if row else 1.0
+
+
+def _slot_pairs(home, db, state, dims, rows) -> tuple[np.ndarray, np.ndarray]:
+    """The (feature, prompt) pairs of these slots, read from the packed files."""
+    arrays = _slot_arrays(home, db, state, dims, rows)
+    return _pairs(arrays, np.arange(arrays.n_slots))
+
+
+def _calibration_sample(home, db, state, dims) -> tuple[PackedArrays, bool]:
+    """The live models the calibration is computed on, and whether they are all of them: all
+    up to MAX_CALIBRATION_MODELS, else that many drawn at random (by slot id, without reading
+    the slot table whole), in slot order."""
+    live_sql = f"SELECT {SLOT_COLUMNS} FROM packed_slots WHERE alive = 1 AND problem IS NULL"
+    count = db.execute("SELECT COUNT(*) FROM packed_slots WHERE alive = 1 AND problem IS NULL")
+    n_live = count.fetchone()[0]
+    if n_live <= MAX_CALIBRATION_MODELS:
+        rows = [tuple(r) for r in db.execute(live_sql + " ORDER BY slot")]
+    else:
+        low, high = db.execute("SELECT MIN(slot), MAX(slot) FROM packed_slots").fetchone()
+        rng = np.random.default_rng(0)
+        found: dict[int, tuple] = {}
+        while len(found) < MAX_CALIBRATION_MODELS:
+            ids = sorted({int(i) for i in rng.integers(low, high + 1, 2 * MAX_CALIBRATION_MODELS)})
+            marks = ",".join("?" * len(ids))
+            for row in db.execute(live_sql + f" AND slot IN ({marks})", ids):
+                found.setdefault(row[0], tuple(row))
+        rows = [found[k] for k in sorted(found)[:MAX_CALIBRATION_MODELS]]
+    return _slot_arrays(home, db, state, dims, rows), n_live <= MAX_CALIBRATION_MODELS
 
 
 def _load(registry, name: str, spec_file: str, sha: str):
@@ -583,28 +683,6 @@ def _load(registry, name: str, spec_file: str, sha: str):
         return None, str(exc)
 
 
-def _updated_statistics(
-    before: PackedArrays | None,
-    after: PackedArrays,
-    previous: tuple[RidgeStatistics, dict] | None,
-    dead: list[int],
-    db: sqlite3.Connection,
-    dims: tuple[int, int],
-) -> RidgeStatistics | None:
-    """Previous statistics - dead slots + new slots; all of them when there is no previous."""
-    d, e = dims
-    order = [r[0] for r in db.execute("SELECT slot FROM packed_slots ORDER BY slot")]
-    position = {slot: i for i, slot in enumerate(order)}
-    if previous is None or before is None:
-        return statistics_of(after, after.live_slots, d, e)
-    stats = previous[0]
-    dead_positions = np.array([position[s] for s in dead], dtype=np.int64)
-    stats = stats.add(*_pairs(before, dead_positions), sign=-1.0) if dead else stats
-    added = np.arange(before.n_slots, after.n_slots)
-    added = added[after.alive[added]]
-    return stats.add(*_pairs(after, added)) if added.size else stats
-
-
 def _pairs(arrays: PackedArrays, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if slots.size == 0:
         return np.zeros((0, arrays.dim)), np.zeros((0, arrays.prompts.shape[1]))
@@ -615,14 +693,17 @@ def _pairs(arrays: PackedArrays, slots: np.ndarray) -> tuple[np.ndarray, np.ndar
     return features, np.asarray(arrays.prompts)[np.asarray(arrays.pair_prompt)[rows]]
 
 
-def _should_compact(arrays: PackedArrays) -> bool:
-    counts = arrays.point_counts
-    dead = int(counts[~arrays.alive].sum())
-    return dead >= COMPACT_MIN_DEAD_POINTS and dead > COMPACT_DEAD_FRACTION * counts.sum()
+def _should_compact(db: sqlite3.Connection) -> bool:
+    dead, total = db.execute(
+        "SELECT COALESCE(SUM(CASE WHEN alive = 0 THEN point_count ELSE 0 END), 0), "
+        "COALESCE(SUM(point_count), 0) FROM packed_slots"
+    ).fetchone()
+    return dead >= COMPACT_MIN_DEAD_POINTS and dead > COMPACT_DEAD_FRACTION * total
 
 
-def _compact(home, db, state, arrays, dims):
+def _compact(home, db, state, dims):
     """Rewrite the live slots' rows into a new generation, in this transaction."""
+    arrays, _ = open_arrays(home, db, state, dims)
     generation = uuid.uuid4().hex
     root = home / PACKED_DIR / generation
     root.mkdir(parents=True)
@@ -639,10 +720,8 @@ def _compact(home, db, state, arrays, dims):
             _write_rows(_file(root, key, dtype), 0, np.asarray(getattr(arrays, key))[rows])
     name, dtype, _ = PROMPT_FILE
     _write_rows(_file(root, name, dtype), 0, np.asarray(arrays.prompts))
-    db.execute(
-        f"DELETE FROM packed_slots WHERE alive = 0 AND slot NOT IN "
-        f"({','.join(str(slot_ids[s]) for s in keep) or 'NULL'})"
-    )
+    kept_ids = ",".join(str(slot_ids[s]) for s in keep) or "NULL"
+    db.execute(f"DELETE FROM packed_slots WHERE slot NOT IN ({kept_ids})")
     point_start = pair_start = 0
     for s in keep:
         n_points = int(arrays.point_counts[s])
@@ -655,9 +734,7 @@ def _compact(home, db, state, arrays, dims):
         pair_start += n_pairs
     fsync_dir(root)
     _set_state(db, generation=generation)
-    state = PackedState(state.models_version, state.packed_version, state.token, generation)
-    compacted, _ = open_arrays(home, db, state, dims)
-    return state, compacted
+    return PackedState(state.models_version, state.packed_version, state.token, generation)
 
 
 def _set_state(db: sqlite3.Connection, **values: object) -> None:

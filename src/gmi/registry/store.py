@@ -108,6 +108,26 @@ MIGRATIONS = [
         UPDATE packed_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'models_version';
     END;
     """,
+    # 4: the triggers also log WHICH models changed, so a sync reads only those rows
+    """
+    CREATE TABLE packed_changes (name TEXT NOT NULL);
+    DROP TRIGGER models_inserted;
+    DROP TRIGGER models_updated;
+    DROP TRIGGER models_deleted;
+    CREATE TRIGGER models_inserted AFTER INSERT ON models BEGIN
+        UPDATE packed_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'models_version';
+        INSERT INTO packed_changes (name) VALUES (NEW.name);
+    END;
+    CREATE TRIGGER models_updated AFTER UPDATE ON models BEGIN
+        UPDATE packed_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'models_version';
+        INSERT INTO packed_changes (name) VALUES (OLD.name);
+        INSERT INTO packed_changes (name) VALUES (NEW.name);
+    END;
+    CREATE TRIGGER models_deleted AFTER DELETE ON models BEGIN
+        UPDATE packed_state SET value = CAST(value AS INTEGER) + 1 WHERE key = 'models_version';
+        INSERT INTO packed_changes (name) VALUES (OLD.name);
+    END;
+    """,
 ]
 
 
