@@ -236,7 +236,10 @@ def measure(args: argparse.Namespace) -> dict:
         "images_per_model": args.images,
         "dim": int(arrays.dim),
         "queries": args.queries,
-        "backend": args.backend,
+        # what "auto" ran: torch on CUDA, numpy on the CPU
+        "backend": args.backend
+        if args.backend != "auto"
+        else ("torch" if device == "cuda" else "numpy"),
         "device": device,
         "p50_ms": round(float(percentiles[0]), 2),
         "p95_ms": round(float(percentiles[1]), 2),

@@ -16,6 +16,7 @@ encoding each request alone).
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -25,7 +26,9 @@ from PIL import Image
 
 from gmi.hub import Hub
 
-MAX_BATCH_IMAGES = 32
+# images per encoder pass: larger batches are cheaper per image but every request of a batch
+# waits for the whole batch (GMI_BATCH_IMAGES; measured in docs/performance.md)
+MAX_BATCH_IMAGES = int(os.environ.get("GMI_BATCH_IMAGES", "32"))
 
 
 @dataclass
