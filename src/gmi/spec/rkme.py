@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import nnls
 
 from gmi.spec.kernels import gaussian_kernel, squared_distances
 
@@ -70,6 +69,8 @@ def solve_beta(x: np.ndarray, points: np.ndarray, gamma: float) -> np.ndarray:
     b = gaussian_kernel(points, x, gamma).mean(axis=1)
     chol = np.linalg.cholesky(kcc)
     rhs = np.linalg.solve(chol, b)
+    from scipy.optimize import nnls  # imported here: 0.3 s that identify never needs
+
     beta, _ = nnls(chol.T, rhs, maxiter=50 * len(b))
     return beta
 
