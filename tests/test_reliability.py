@@ -75,7 +75,7 @@ def test_sigkill_during_submit_leaves_models_whole_or_absent(tmp_path, pixel_fol
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(0.3, 1.1) * duration)
+        time.sleep(rng.uniform(0.1, 1.1) * duration)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     registry = Registry(home, create=False)
