@@ -4,9 +4,11 @@
 
 Measures (1) submit time for one 48-image imagefolder, cold (models load) and warm; (2) identify
 latency for one image with models loaded, split into encode / interrogate / score; (3) scoring
-one query against M synthetic registered models (K = 48 points each, offline-encoder sizes),
-uniform and prompt-weighted RKME and the default local scoring, plus building the stacked
-index once.
+one query against M synthetic registered models (K = 48 points each, offline-encoder sizes):
+the plain float64 formulas of gmi.spec.scoring (uniform and prompt-weighted RKME, local
+scoring; the reference) and the ranking core that identify uses (`core_*`: the fast float32
+local path, and the chunked float64 RKME), plus building the padded stack once. Hub-size
+curves: benchmarks/scale.py and scale_curve.py (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import numpy as np
 
 from gmi.hub import Hub
 from gmi.imagefolder import write_imagefolder
+from gmi.search import ranking
+from gmi.search.arrays import PackedArrays
+from gmi.search.weights import PointWeights
 from gmi.spec.scoring import SpecStack, score_local, score_queries
 from gmi.spec.specification import Specification
 from gmi.zoo.export import query_upload, spec_images
@@ -97,8 +102,23 @@ def measure_scoring(m: int, repeats: int) -> dict:
     z = rng.normal(size=(1, 544)).astype(np.float32)
     z /= np.linalg.norm(z)
     q = rng.normal(size=(1, 384)).astype(np.float32)
-    timings: dict[str, list[float]] = {"uniform": [], "weighted": [], "local_weighted": []}
+    names = [f"m{i}" for i in range(m)]
+    arrays = PackedArrays.from_specs(names, specs)  # what the ranking core scores
+    weights = PointWeights.from_prompts(q, 1, 0.1)
+    timings: dict[str, list[float]] = {
+        "uniform": [],
+        "weighted": [],
+        "local_weighted": [],
+        "core_local_weighted": [],
+        "core_rkme_weighted": [],
+    }
     for _ in range(repeats):
+        t0 = time.perf_counter()
+        ranking.top_k(ranking.distances(arrays, z, weights, [[0]], scoring="local")[0], 10)
+        timings["core_local_weighted"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ranking.top_k(ranking.distances(arrays, z, weights, [[0]], scoring="rkme")[0], 10)
+        timings["core_rkme_weighted"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         score_queries(stack, z)
         timings["uniform"].append(time.perf_counter() - t0)

@@ -96,7 +96,12 @@ def test_reference_rules_equal_the_plain_formulas(scoring, combine):
         arrays, arrays.live_slots, queries, weights, groups, combine
     )
     expected = score_requirements(stack, queries, groups, prompts, 0.1, combine, scoring)
-    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+    # equal up to the float32 prompt-cosine table (1e-7 on a cosine)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    again = SCORING_RULES[scoring].reference(
+        arrays, arrays.live_slots, queries, weights, groups, combine
+    )
+    np.testing.assert_array_equal(again, got)  # cached Gram blocks give the same answer
 
 
 def test_ridge_from_statistics_equals_a_refit():

@@ -40,7 +40,8 @@ class PackedArrays:
     pair_text: np.ndarray  # [N] int32: index into `texts`
     texts: list[str]
     gamma: float
-    # copies of these arrays on compute devices (gmi.search.backends.torch_backend)
+    # what is derived from these (immutable) arrays and kept with them: copies on compute
+    # devices (gmi.search.backends.torch_backend), Gram blocks (gmi.search.rules)
     device_copies: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod

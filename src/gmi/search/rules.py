@@ -129,7 +129,7 @@ class RkmeRule:
         out = np.empty((rows, len(slots)))
         done = 0
         for part in chunks_of(arrays, slots, REFERENCE_CHUNK_POINTS // 4):
-            stack, index = padded(arrays, part, gram=True)
+            stack, index = _padded_with_gram(arrays, part)
             w = padded_weights(weights, tables, arrays, index)
             per = score_queries(stack, features, groups if joint else None, weights=w)
             out[:, done : done + len(part)] = per
@@ -137,6 +137,24 @@ class RkmeRule:
         if joint:
             return out
         return np.stack([out[list(g)].mean(axis=0) for g in groups])
+
+
+GRAM_CACHE_BYTES = 256 * 2**20  # Gram blocks kept per packed-arrays snapshot, at most
+
+
+def _padded_with_gram(arrays: PackedArrays, part: np.ndarray) -> tuple[SpecStack, np.ndarray]:
+    """A padded chunk with its models' Gram matrices [C, K, K] (float64). The Gram of a model
+    does not depend on the query, so chunks are kept on the (immutable) arrays object, up to
+    GRAM_CACHE_BYTES: the RKME then costs per query what the plain formulas cost."""
+    key = ("gram", int(part[0]), int(part[-1]), len(part))
+    cache = arrays.device_copies
+    if key in cache:
+        return cache[key]
+    found = padded(arrays, part, gram=True)
+    used = sum(v[0].gram.nbytes for k, v in cache.items() if k[0] == "gram")
+    if used + found[0].gram.nbytes <= GRAM_CACHE_BYTES:
+        cache[key] = found
+    return found
 
 
 SCORING_RULES: dict[str, LocalRule | RkmeRule] = {"local": LocalRule(), "rkme": RkmeRule()}

@@ -68,8 +68,9 @@ class PointWeights:
         if rows_p:
             q = np.asarray(self.prompts, dtype=np.float64)[rows_p]
             q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-            # point prompts are unit vectors by construction (gmi.spec.specification)
-            cos = q @ np.asarray(arrays.prompts, dtype=np.float64).T
+            # point prompts are unit vectors by construction (gmi.spec.specification); one
+            # float32 product over the table (no float64 copy of it per query), then float64
+            cos = (q.astype(np.float32) @ np.asarray(arrays.prompts).T).astype(np.float64)
             prompt_table = np.zeros((len(self.kinds), cos.shape[1]))
             prompt_table[rows_p] = cos / self.tau
         if rows_v:
