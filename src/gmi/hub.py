@@ -40,7 +40,7 @@ from gmi.images import open_image
 from gmi.interrogators import load_interrogator
 from gmi.interrogators.base import prompt_embeddings
 from gmi.registry.base import Store
-from gmi.registry.packed import PackedIndex, spec_problem
+from gmi.registry.packed import PackedIndex
 from gmi.registry.store import (
     ModelRecord,
     Registry,
@@ -145,12 +145,6 @@ def encode_images_with_progress(
     for start in bar:
         chunks.append(encoder.encode_images(list(images[start : start + ENCODE_BATCH])))
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
-
-
-def incompatibility(spec: Specification, settings: HubSettings) -> str | None:
-    """Why a (valid) spec cannot be ranked with this registry's others, or None (the rules
-    the packed index applies; `gmi check` reports the same)."""
-    return spec_problem(spec, settings)
 
 
 class Hub:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import sqlite3
@@ -171,7 +170,6 @@ def open_arrays(home: Path, db: sqlite3.Connection, state: PackedState, dims: tu
     )
     name, dtype, w = PROMPT_FILE
     prompts = _map(_file(root, name, dtype), dtype, n_prompts, width[w])
-    gamma_row = db.execute("SELECT value FROM settings WHERE key = 'gamma'").fetchone()
     arrays = PackedArrays(
         names=names,
         alive=alive,
@@ -179,7 +177,7 @@ def open_arrays(home: Path, db: sqlite3.Connection, state: PackedState, dims: tu
         prompts=prompts,
         pair_offsets=pair_offsets.astype(np.int64),
         texts=texts,
-        gamma=float(gamma_row[0]) if gamma_row else 1.0,
+        gamma=_gamma(db),
         **mapped,
     )
     return arrays, problems
@@ -799,22 +797,7 @@ def state_token(registry) -> str:
     return state.token if state.in_step else ""
 
 
-def describe(registry) -> dict[str, object]:
-    with registry._connect() as db:
-        state = read_state(db)
-        counts = db.execute(
-            "SELECT SUM(alive), SUM(1 - alive), SUM(point_count) FROM packed_slots"
-        ).fetchone()
-    return {
-        "in_step": state.in_step,
-        "generation": state.generation,
-        "live_slots": int(counts[0] or 0),
-        "dead_slots": int(counts[1] or 0),
-        "points": int(counts[2] or 0),
-    }
-
-
-__all__ = ["PackedIndex", "json", "open_index", "state_token", "sync"]
+__all__ = ["PackedIndex", "open_index", "state_token", "sync"]
 
 
 def check_packed(registry, settings: HubSettings) -> list[str]:

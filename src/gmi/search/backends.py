@@ -23,6 +23,17 @@ from gmi.search.weights import PointWeights
 CHUNK_POINTS = 1 << 17  # points per chunk: T x 131072 float32 temporaries
 
 
+def slot_chunks(offsets: np.ndarray, s0: int, s1: int, chunk_points: int):
+    """Consecutive slot ranges (s, e) covering s0:s1, each as many whole models as fit in
+    chunk_points points (at least one model), so a per-model reduction never spans chunks."""
+    s = s0
+    while s < s1:
+        e = int(np.searchsorted(offsets, offsets[s] + chunk_points, side="right")) - 1
+        e = min(max(e, s + 1), s1)
+        yield s, e
+        s = e
+
+
 def local_numpy(
     arrays: PackedArrays,
     slots_range: tuple[int, int],
@@ -40,11 +51,7 @@ def local_numpy(
     out = np.full((z.shape[0], s1 - s0), np.inf)
     offsets = np.asarray(arrays.point_offsets)
     counts = np.diff(offsets)
-    s = s0
-    while s < s1:
-        # as many whole slots as fit in one chunk (at least one)
-        e = int(np.searchsorted(offsets, offsets[s] + chunk_points, side="right")) - 1
-        e = min(max(e, s + 1), s1)
+    for s, e in slot_chunks(offsets, s0, s1, chunk_points):
         p0, p1 = int(offsets[s]), int(offsets[e])
         if p1 > p0:
             pts = np.asarray(arrays.points[p0:p1])
@@ -58,7 +65,6 @@ def local_numpy(
             near = _segment_lse(logw - scale * d2, starts, sizes)
             norm = _segment_lse(logw, starts, sizes)
             out[:, s - s0 + present] = -(near - norm)
-        s = e
     return out
 
 
@@ -111,10 +117,7 @@ class TorchLocal:
             prompt_table = torch.as_tensor(tables[0], dtype=torch.float32).to(self.device)
         out = torch.full((t, s1 - s0), torch.inf, dtype=torch.float64, device=self.device)
         offsets = self.offsets
-        s = s0
-        while s < s1:
-            e = int(np.searchsorted(offsets, offsets[s] + chunk_points, side="right")) - 1
-            e = min(max(e, s + 1), s1)
+        for s, e in slot_chunks(offsets, s0, s1, chunk_points):
             p0, p1 = int(offsets[s]), int(offsets[e])
             if p1 > p0:
                 cross = (z.to(self.dtype) @ self.points[p0:p1].T).float()
@@ -129,7 +132,6 @@ class TorchLocal:
                 near = self._segment_lse(logw - sharpness * arrays.gamma * d2, seg, e - s)
                 norm = self._segment_lse(logw, seg, e - s)
                 out[:, s - s0 : e - s0] = -(near - norm)
-            s = e
         empty = torch.as_tensor(np.diff(offsets)[s0:s1] == 0).to(self.device)
         out[:, empty] = torch.inf
         return out.cpu().numpy()
