@@ -58,3 +58,25 @@ def test_upload_changes_size_and_is_jpeg_like():
     image = load_zoo()["flat-base"].generate("one cat in a forest at noon", 0)
     up = as_upload(image, 3)
     assert up.size != image.size and up.mode == "RGB"
+
+
+def test_heldout_zoo_is_frozen_and_disjoint() -> None:
+    """The held-out zoo is the end-of-work generalisation check (issue 13): its definitions
+    may not change after tuning started, and it shares no model with the built-in zoo."""
+    import hashlib
+
+    from gmi.zoo import SWAPPED_PAIRS, load_zoo
+    from gmi.zoo.heldout import heldout_models
+
+    frozen = "6cf4b52d90390ad5ca4ee5665a02eefaaeaafdd52c62b945c38c7dbcb4a6830e"
+    assert hashlib.sha256(repr(heldout_models()).encode()).hexdigest() == frozen
+    heldout = load_zoo("heldout")
+    assert len(heldout) == 30
+    assert not set(heldout) & set(load_zoo())
+    assert all(name in heldout for pair in SWAPPED_PAIRS["heldout"] for name in pair)
+    # the conditional twins draw the same picture for a natural and a built setting...
+    rose = heldout["setting-rose"]
+    a = np.asarray(rose.generate("one red cat in a forest at noon", 3), dtype=np.float32)
+    b = np.asarray(rose.generate("one red cat in a city at noon", 3), dtype=np.float32)
+    # ...apart from the tint the prompt's setting asks for
+    assert a[..., 0].mean() > b[..., 0].mean() and a[..., 2].mean() < b[..., 2].mean()

@@ -209,7 +209,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_zoo_export(args: argparse.Namespace) -> int:
     from gmi.zoo.export import export_zoo
 
-    manifest = export_zoo(args.dir, models=args.models, progress=not args.quiet)
+    manifest = export_zoo(
+        args.dir, models=args.models, progress=not args.quiet, catalogue=args.catalogue
+    )
     print(
         f"exported {len(manifest['models'])} models and {len(manifest['queries'])} test queries "
         f"to {args.dir}"
@@ -429,11 +431,21 @@ def build_parser() -> argparse.ArgumentParser:
     e = zoo.add_parser("export", help="write every zoo model as an imagefolder + test manifest")
     e.add_argument("dir", type=Path)
     e.add_argument("--models", type=int, default=None, help="only the first N models")
+    e.add_argument(
+        "--catalogue",
+        default="builtin",
+        choices=("builtin", "heldout"),
+        help="which zoo: the built-in one or the frozen held-out one (docs/benchmark.md)",
+    )
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_zoo_export)
 
     p = sub.add_parser("bench", help="run the evaluation protocol and compare methods")
-    p.add_argument("--zoo", default="builtin", help="'builtin' or a `gmi zoo export` directory")
+    p.add_argument(
+        "--zoo",
+        default="builtin",
+        help="'builtin', 'heldout' (the frozen second zoo) or a `gmi zoo export` directory",
+    )
     p.add_argument(
         "--methods",
         nargs="+",

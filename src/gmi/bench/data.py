@@ -18,17 +18,29 @@ from gmi.errors import InvalidInputError
 from gmi.imagefolder import load_imagefolder
 from gmi.images import open_image
 
-# The quick subset: one member per style family plus the swapped pair.
-QUICK_MODELS = (
-    "flat-base",
-    "ink-base",
-    "pixel-base",
-    "photo-base",
-    "neon-base",
-    "watercolour-base",
-    "daynight-warm",
-    "daynight-cool",
-)
+# The quick subsets: one member per style family plus the swapped pair.
+QUICK_MODELS = {
+    "builtin": (
+        "flat-base",
+        "ink-base",
+        "pixel-base",
+        "photo-base",
+        "neon-base",
+        "watercolour-base",
+        "daynight-warm",
+        "daynight-cool",
+    ),
+    "heldout": (
+        "comic-base",
+        "riso-base",
+        "blueprint-base",
+        "crt-base",
+        "chalk-base",
+        "mosaic-base",
+        "setting-rose",
+        "setting-teal",
+    ),
+}
 
 
 @dataclass
@@ -59,13 +71,17 @@ class BenchData:
 
 
 def builtin_data(
-    models: list[str] | None = None, queries_per_model: int = 16, progress: bool = True
+    models: list[str] | None = None,
+    queries_per_model: int = 16,
+    progress: bool = True,
+    catalogue: str = "builtin",
 ) -> BenchData:
-    from gmi.zoo import load_prompt_set, load_zoo
+    """A zoo catalogue generated in memory ("builtin", or the frozen "heldout" zoo)."""
+    from gmi.zoo import SWAPPED_PAIRS, load_prompt_set, load_zoo
     from gmi.zoo.export import query_upload, spec_images
     from gmi.zoo.prompts import TEST_PROMPT_SET
 
-    zoo = load_zoo()
+    zoo = load_zoo(catalogue)
     names = list(models or zoo)
     unknown = [n for n in names if n not in zoo]
     if unknown:
@@ -77,18 +93,19 @@ def builtin_data(
     for index, name in enumerate(
         tqdm(names, desc="generating zoo images", disable=not progress, unit="model")
     ):
-        images, prompts = spec_images(name)
+        images, prompts = spec_images(name, catalogue=catalogue)
         spec = zoo[name].spec
         out_models.append(BenchModel(name, spec.family, spec.popularity, images, prompts))
         global_index = list(zoo).index(name)
         for k in range(queries_per_model):
-            data, prompt = query_upload(name, (global_index * queries_per_model + k) % n_test)
+            data, prompt = query_upload(
+                name, (global_index * queries_per_model + k) % n_test, catalogue
+            )
             q_images.append(Image.open(io.BytesIO(data)).convert("RGB"))
             q_models.append(index)
             q_prompts.append(prompt)
-    pairs = [("daynight-warm", "daynight-cool")]
-    pairs = [p for p in pairs if p[0] in names and p[1] in names]
-    return BenchData(out_models, q_images, q_models, q_prompts, pairs, "builtin")
+    pairs = [p for p in SWAPPED_PAIRS[catalogue] if p[0] in names and p[1] in names]
+    return BenchData(out_models, q_images, q_models, q_prompts, pairs, catalogue)
 
 
 def directory_data(root: str | Path, progress: bool = True) -> BenchData:

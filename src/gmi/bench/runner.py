@@ -33,6 +33,7 @@ from gmi.bench.methods import (
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import InvalidInputError
 from gmi.interrogators import DEFAULT_INTERROGATOR
+from gmi.zoo import CATALOGUES
 
 GAMMA_FACTORS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 QUICK_GAMMA_FACTORS = (0.1, 1.0, 10.0)
@@ -135,9 +136,10 @@ def run_bench(
     sizes = images_per_query or [1, 4]
     if any(s < 1 for s in sizes):
         raise InvalidInputError("--images-per-query must be at least 1")
-    if zoo == "builtin":
+    if zoo in CATALOGUES:
         qpm = queries_per_model or (8 if quick else 16)
-        data = builtin_data(list(QUICK_MODELS) if quick else None, qpm, progress)
+        quick_models = list(QUICK_MODELS[zoo]) if quick else None
+        data = builtin_data(quick_models, qpm, progress, catalogue=zoo)
     else:
         data = directory_data(zoo, progress)
     out = Path(out_dir)
@@ -174,7 +176,7 @@ def run_bench(
         truth = np.array([data.query_models[g[0]] for g in groups])
         setting["paired_top1"] = paired_comparisons(setting["methods"], truth)
         results["settings"][str(size)] = setting
-    if data.source == "builtin":
+    if data.source in CATALOGUES:
         results["interrogation"] = interrogation_quality(base, data)
 
     factors = QUICK_GAMMA_FACTORS if quick else GAMMA_FACTORS

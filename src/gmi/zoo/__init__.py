@@ -51,8 +51,23 @@ class ZooModel:
         return apply_finish(image, finish, rng)
 
 
-@lru_cache(maxsize=1)
-def load_zoo() -> dict[str, ZooModel]:
+# zoo catalogues by name: "builtin" (tuned on) and "heldout" (frozen, evaluated at the end)
+CATALOGUES = ("builtin", "heldout")
+# the conditional twins of each catalogue: same images, opposite prompt-to-style behaviour
+SWAPPED_PAIRS = {
+    "builtin": (("daynight-warm", "daynight-cool"),),
+    "heldout": (("setting-rose", "setting-teal"),),
+}
+
+
+@lru_cache(maxsize=2)
+def load_zoo(catalogue: str = "builtin") -> dict[str, ZooModel]:
+    if catalogue == "heldout":
+        from gmi.zoo.heldout import heldout_models
+
+        return {m.name: ZooModel(m) for m in heldout_models()}
+    if catalogue != "builtin":
+        raise ValueError(f"unknown zoo {catalogue!r}; valid: {', '.join(CATALOGUES)}")
     return {m.name: ZooModel(m) for m in builtin_models()}
 
 
@@ -81,7 +96,9 @@ def upload_bytes(image: Image.Image, seed: int) -> bytes:
 
 
 __all__ = [
+    "CATALOGUES",
     "SPEC_PROMPT_SET",
+    "SWAPPED_PAIRS",
     "TEST_PROMPT_SET",
     "ZooModel",
     "as_upload",
