@@ -130,7 +130,7 @@ def main() -> None:
     print("## Feature sets (top-1 / top-4; K = N, gamma = median of first model, tau = 0.1)\n")
     print(header.format("features"))
     for fs in FEATURE_SETS:
-        if fs != "default":
+        if fs != "default" and not FEATURE_SETS[fs][2]:  # palette sets: feature_space.py
             print(row(fs, evaluate(fs)))
     print("\n## Gamma rule and scale (default features)\n")
     print(header.format("gamma"))

@@ -129,3 +129,30 @@ def test_swapped_pair_metric_and_groups():
     out = metrics.swapped_pair_accuracy(d, np.array([0, 1]), ["a", "b"], ("a", "b"))
     assert out["pairwise"] == pytest.approx(0.75)
     assert make_groups([0, 0, 0, 0, 0, 1, 1, 1, 1], 4) == [[0, 1, 2, 3], [5, 6, 7, 8]]
+
+
+def test_validation_split_learned_space_and_heldout_zoo(tmp_path):
+    """The tuning split never uses the test prompts; the learned space adds knn-space; the
+    frozen held-out zoo runs through the same protocol with its own conditional pair."""
+    methods = ["knn", "knn-space", "local-hub"]
+    val = run_gmi(
+        "bench", "--quick", "--split", "val", "--space", "whiten", "--images-per-query", "1",
+        "--methods", *methods, "--json", "--quiet", "--out", str(tmp_path / "val"),
+    )  # fmt: skip
+    assert val.returncode == 0, val.stderr
+    results = json.loads(val.stdout)
+    assert (results["split"], results["space"], results["zoo"]) == ("val", "whiten", "builtin-val")
+    assert set(results["settings"]["1"]["methods"]) == set(methods)
+    assert "local-hub - knn-space" in results["settings"]["1"]["paired_top1"]
+    held = run_gmi(
+        "bench", "--quick", "--zoo", "heldout", "--images-per-query", "1", "--methods", "knn",
+        "--json", "--quiet", "--out", str(tmp_path / "heldout"),
+    )  # fmt: skip
+    assert held.returncode == 0, held.stderr
+    results = json.loads(held.stdout)
+    assert results["zoo"] == "heldout" and "comic-base" in results["models"]
+    pairs = results["settings"]["1"]["methods"]["knn"]["swapped_pairs"]
+    assert set(pairs) == {"setting-rose|setting-teal"}
+    assert results["settings"]["1"]["methods"]["knn"]["top1"] > 0.5  # far above chance (1/8)
+    bad = run_gmi("bench", "--zoo", str(tmp_path), "--split", "val", "--quiet")
+    assert bad.returncode == 2 and "--split val" in bad.stderr

@@ -145,6 +145,12 @@ def _assert_matches_specs(registry: Registry) -> packed.PackedIndex:
     groups = [[i] for i in range(5)]
     got = ranking.distances(index.arrays, queries, weights, groups, backend="numpy")
     fresh = PackedArrays.from_specs(names, specs)
+    with registry._connect() as db:
+        space = packed.read_space(
+            registry.home / packed.PACKED_DIR / packed.read_state(db).generation
+        )
+    if space is not None:  # the registry's incrementally projected rows = a fresh projection
+        fresh = fresh.in_space(space)
     want = ranking.distances(fresh, queries, weights, groups, backend="reference")
     for g in range(5):
         ranked = [index.arrays.names[s] for s in ranking.top_k(got[g], 4)]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from gmi import __version__
 from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
+from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import GmiError
 from gmi.registry.store import default_home
 from gmi.spec.scoring import SCORINGS
@@ -46,6 +47,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         augment=args.augment or base.get("augment"),
         combine=args.combine,
         scoring=args.scoring or base.get("scoring"),
+        space=args.space or base.get("space"),
     )
     settings = hub.init()
     print(f"registry {hub.home}")
@@ -232,6 +234,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         augment=args.augment,
         queries_per_model=args.queries_per_model,
         progress=not args.quiet,
+        space=args.space,
+        split=args.split,
     )
     if args.json:
         print(json.dumps({k: v for k, v in results.items() if k != "report_markdown"}, indent=1))
@@ -324,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="offline (default) or paper (CLIP + CLIP-Interrogator); explicit options override it",
     )
     p.add_argument("--encoder", help="image/prompt encoder (default: offline)")
-    p.add_argument("--interrogator", help="default interrogator (default: retrieval)")
+    p.add_argument("--interrogator", help="default interrogator (default: hub)")
     p.add_argument("--points", type=int, help="spec points per model (default: one per image)")
     p.add_argument("--gamma", type=float, help="kernel width (default: median heuristic)")
     p.add_argument("--tau", type=float, help="prompt-kernel temperature")
@@ -338,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--combine",
         choices=("mean", "joint"),
         help="several images per requirement: mean of distances or one joint set",
+    )
+    p.add_argument(
+        "--space",
+        choices=("identity", "whiten"),
+        help="where spec points and queries are compared: whiten (default) = a space the hub "
+        "learns from its own images, refitted as it grows; identity = as encoded",
     )
     p.set_defaults(func=cmd_init)
 
@@ -461,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("bench-out"), help="output directory")
     p.add_argument("--quick", action="store_true", help="8 models, 8 queries each (CI)")
-    p.add_argument("--encoder", default="offline")
+    p.add_argument("--encoder", default=DEFAULT_ENCODER)
     p.add_argument(
         "--augment",
         default=DEFAULT_AUGMENT,
@@ -469,6 +479,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="how spec images are encoded (default: jpeg, as users upload)",
     )
     p.add_argument("--queries-per-model", type=int, default=None)
+    p.add_argument(
+        "--space",
+        default="identity",
+        choices=("identity", "whiten"),
+        help="feature space: as encoded, or whitened by the hub's within-model scatter",
+    )
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "val"),
+        help="test: the protocol's queries; val: a tuning split (held-out spec prompts) that "
+        "never touches them (docs/benchmark.md)",
+    )
     p.add_argument("--json", action="store_true", help="print results.json instead of tables")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)

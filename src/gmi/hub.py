@@ -172,6 +172,7 @@ class Hub:
         combine: str | None = None,
         augment: str | None = None,
         scoring: str | None = None,
+        space: str | None = None,
         device: str = "auto",
         backend: str = "auto",
         store: Store | None = None,
@@ -188,6 +189,7 @@ class Hub:
             "combine": combine,
             "augment": augment,
             "scoring": scoring,
+            "space": space,
         }
         if backend not in ranking.BACKENDS:
             raise InvalidInputError(f"backend must be one of {', '.join(ranking.BACKENDS)}")

@@ -12,7 +12,12 @@ from gmi.errors import UnknownPluginError
 from gmi.interrogators.blip import DEFAULT_BLIP
 
 PRESETS: dict[str, dict[str, str]] = {
-    "offline": {"encoder": "offline", "interrogator": "hub", "scoring": "local", "augment": "jpeg"},
+    "offline": {
+        "encoder": "offline:style+palette",
+        "interrogator": "hub",
+        "scoring": "local",
+        "augment": "jpeg",
+    },
     "paper": {
         "encoder": f"clip:{DEFAULT_CLIP}",
         "interrogator": "clip-interrogator",

@@ -16,6 +16,7 @@ from gmi.errors import InvalidInputError
 from gmi.interrogators import DEFAULT_INTERROGATOR
 from gmi.search.searchers import SEARCHERS
 from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU, SCORINGS
+from gmi.spec.space import DEFAULT_SPACE, SPACES
 
 COMBINES = ("mean", "joint")
 
@@ -29,6 +30,7 @@ class HubSettings:
     augment: str = DEFAULT_AUGMENT
     scoring: str = DEFAULT_SCORING
     searcher: str = "exact"
+    space: str = DEFAULT_SPACE  # registries made before the learned space stored "identity"
     n_points: int | None = None
     gamma: float | None = None
     image_dim: int | None = None
@@ -40,6 +42,7 @@ class HubSettings:
             ("scoring", SCORINGS),
             ("combine", COMBINES),
             ("searcher", tuple(SEARCHERS)),
+            ("space", SPACES),
         ):
             if getattr(self, key) not in valid:
                 raise InvalidInputError(f"{key} must be one of {', '.join(valid)}")
@@ -81,4 +84,4 @@ class HubSettings:
 
 _FLOAT = ("tau", "gamma")
 _INT = ("n_points", "image_dim", "prompt_dim")
-_TEXT = ("encoder", "interrogator", "combine", "augment", "scoring", "searcher")
+_TEXT = ("encoder", "interrogator", "combine", "augment", "scoring", "searcher", "space")

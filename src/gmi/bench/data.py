@@ -70,14 +70,23 @@ class BenchData:
         return [m.family for m in self.models]
 
 
+VAL_SPEC_IMAGES = 40  # the validation split: specs from the first 40 spec prompts ...
+VAL_SEED = 2_000_000  # ... queries from the other 8, with seeds no spec or test image uses
+
+
 def builtin_data(
     models: list[str] | None = None,
     queries_per_model: int = 16,
     progress: bool = True,
     catalogue: str = "builtin",
+    split: str = "test",
 ) -> BenchData:
-    """A zoo catalogue generated in memory ("builtin", or the frozen "heldout" zoo)."""
-    from gmi.zoo import SWAPPED_PAIRS, load_prompt_set, load_zoo
+    """A zoo catalogue generated in memory ("builtin", or the frozen "heldout" zoo).
+
+    split="test": the protocol's queries (held-out test prompts). split="val": a tuning split
+    that never touches them: each spec keeps its first 40 images and the queries are uploads
+    of the 8 held-out spec prompts (benchmarks/feature_space.py uses the same split)."""
+    from gmi.zoo import SWAPPED_PAIRS, load_prompt_set, load_zoo, stable_seed, upload_bytes
     from gmi.zoo.export import query_upload, spec_images
     from gmi.zoo.prompts import TEST_PROMPT_SET
 
@@ -95,9 +104,20 @@ def builtin_data(
     ):
         images, prompts = spec_images(name, catalogue=catalogue)
         spec = zoo[name].spec
+        if split == "val":
+            held_out = prompts[VAL_SPEC_IMAGES:]
+            images, prompts = images[:VAL_SPEC_IMAGES], prompts[:VAL_SPEC_IMAGES]
         out_models.append(BenchModel(name, spec.family, spec.popularity, images, prompts))
         global_index = list(zoo).index(name)
         for k in range(queries_per_model):
+            if split == "val":
+                prompt, seed = held_out[k % len(held_out)], VAL_SEED + k
+                image = zoo[name].generate(prompt, seed=seed)
+                data = upload_bytes(image, stable_seed("val", name, seed))
+                q_images.append(Image.open(io.BytesIO(data)).convert("RGB"))
+                q_models.append(index)
+                q_prompts.append(prompt)
+                continue
             data, prompt = query_upload(
                 name, (global_index * queries_per_model + k) % n_test, catalogue
             )
@@ -105,7 +125,8 @@ def builtin_data(
             q_models.append(index)
             q_prompts.append(prompt)
     pairs = [p for p in SWAPPED_PAIRS[catalogue] if p[0] in names and p[1] in names]
-    return BenchData(out_models, q_images, q_models, q_prompts, pairs, catalogue)
+    source = catalogue if split == "test" else f"{catalogue}-{split}"
+    return BenchData(out_models, q_images, q_models, q_prompts, pairs, source)
 
 
 def directory_data(root: str | Path, progress: bool = True) -> BenchData:

@@ -5,6 +5,7 @@
     rkme-pixels             baseline RKME (uniform weights) on 32x32 raw pixels
     rkme                    baseline RKME on encoder features
     knn                     the model of the nearest spec image (reverse image search)
+    knn-space               the same in the hub-learned space (`--space whiten`)
     kde                     uniform kernel density with a narrow kernel (a soft kNN)
     weighted-<source>       the paper's weighted RKME, prompts from <source>
     local-<source>          prompt-weighted kernel density (gmi's default scoring)
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -37,6 +38,7 @@ from gmi.search.rules import padded, padded_weights
 from gmi.search.weights import PointWeights
 from gmi.spec.kernels import default_gamma, squared_distances
 from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU, keep_top, score_requirements
+from gmi.spec.space import SPACES, FittedSpace, fit_space_of
 from gmi.spec.specification import build_specification
 
 
@@ -50,6 +52,7 @@ class BenchContext:
     tau: float = DEFAULT_TAU
     augment: str = DEFAULT_AUGMENT
     progress: bool = True
+    space: str = "identity"  # or "whiten": the hub-learned space (gmi.spec.space)
     _stacks: dict[tuple[str, float], PackedIndex] = field(default_factory=dict)
 
     def with_groups(self, groups: list[list[int]]) -> BenchContext:
@@ -80,6 +83,16 @@ class BenchContext:
     @cached_property
     def features(self) -> tuple[list[np.ndarray], np.ndarray]:
         return self._features(self.encoder)
+
+    @cached_property
+    def fitted_space(self) -> FittedSpace | None:
+        """The hub-learned space, fitted as a registry fits it: on the spec images only
+        (labels = models), never on a query."""
+        if self.space == "identity":
+            return None
+        if self.space != "whiten":
+            raise ValueError(f"unknown space {self.space!r}; valid: {', '.join(SPACES)}")
+        return fit_space_of(self.features[0])
 
     @cached_property
     def pixel_features(self) -> tuple[list[np.ndarray], np.ndarray]:
@@ -119,7 +132,12 @@ class BenchContext:
                 build_specification(z, qm, m.prompts, encoder=self.encoder_name, gamma=gamma)
                 for z, qm, m in zip(spec, q, self.data.models, strict=True)
             ]
-            self._stacks[key] = PackedIndex.from_specs(self.data.names, specs)
+            index = PackedIndex.from_specs(self.data.names, specs)
+            if not pixels and self.fitted_space is not None:  # points as a registry packs them
+                fitted = self.fitted_space
+                fitted = replace(fitted, gamma=fitted.gamma * gamma_factor)
+                index = replace(index, arrays=index.arrays.in_space(fitted))
+            self._stacks[key] = index
         return self._stacks[key]
 
     def query_features(self, pixels: bool = False) -> np.ndarray:
@@ -192,6 +210,14 @@ def knn(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
     return np.stack([per_model[g].mean(axis=0) for g in ctx.groups])
 
 
+def knn_space(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
+    """Nearest spec image in the hub's space (the points: one per image by default)."""
+    arrays = ctx.index().arrays
+    d2 = squared_distances(arrays.to_space(ctx.query_features()), np.asarray(arrays.points))
+    per_model = np.minimum.reduceat(d2, arrays.point_offsets[:-1], axis=1)
+    return np.stack([per_model[g].mean(axis=0) for g in ctx.groups])
+
+
 def kde(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
     """Uniform-weight kernel density with a narrow kernel: a soft kNN (prompt-agnostic)."""
     return _ranked(ctx, ctx.index(gamma_factor), ctx.query_features(), scoring="local")
@@ -236,6 +262,7 @@ METHODS: dict[str, Method] = {
     "rkme-pixels": rkme_pixels,
     "rkme": rkme,
     "knn": knn,
+    "knn-space": knn_space,
     "kde": kde,
     **{f"weighted-{src}": scored_with("rkme", src) for src in _SOURCES},
     **{f"local-{src}": scored_with("local", src) for src in _SOURCES},

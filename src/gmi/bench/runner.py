@@ -33,6 +33,7 @@ from gmi.bench.methods import (
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import InvalidInputError
 from gmi.interrogators import DEFAULT_INTERROGATOR
+from gmi.spec.space import SPACES
 from gmi.zoo import CATALOGUES
 
 GAMMA_FACTORS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -78,7 +79,7 @@ def paired_comparisons(evaluated: dict[str, Any], truth: np.ndarray) -> dict[str
     with paired-bootstrap 95% intervals (differences between good methods are small)."""
     out = {}
     for a in (DEFAULT_METHOD, PAPER_METHOD):
-        for b in ("knn", "rkme", "kde"):
+        for b in ("knn", "knn-space", "rkme", "kde"):
             if a in evaluated and b in evaluated:
                 hits = [metrics.true_ranks(evaluated[m]["_distances"], truth) == 1 for m in (a, b)]
                 out[f"{a} - {b}"] = metrics.paired_difference(*hits)
@@ -127,6 +128,8 @@ def run_bench(
     augment: str = DEFAULT_AUGMENT,
     queries_per_model: int | None = None,
     progress: bool = True,
+    space: str = "identity",
+    split: str = "test",
 ) -> dict[str, Any]:
     started = time.perf_counter()
     methods = methods or list(METHODS)
@@ -134,12 +137,16 @@ def run_bench(
     if unknown:
         raise InvalidInputError(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
     sizes = images_per_query or [1, 4]
+    if split not in ("test", "val") or (split == "val" and zoo not in CATALOGUES):
+        raise InvalidInputError("--split val needs a built-in zoo catalogue")
+    if space not in SPACES:
+        raise InvalidInputError(f"unknown space {space!r}; valid: {', '.join(SPACES)}")
     if any(s < 1 for s in sizes):
         raise InvalidInputError("--images-per-query must be at least 1")
     if zoo in CATALOGUES:
         qpm = queries_per_model or (8 if quick else 16)
         quick_models = list(QUICK_MODELS[zoo]) if quick else None
-        data = builtin_data(quick_models, qpm, progress, catalogue=zoo)
+        data = builtin_data(quick_models, qpm, progress, catalogue=zoo, split=split)
     else:
         data = directory_data(zoo, progress)
     out = Path(out_dir)
@@ -150,6 +157,8 @@ def run_bench(
         "zoo": data.source,
         "encoder": encoder,
         "augment": augment,
+        "space": space,
+        "split": split,
         "interrogator_default": DEFAULT_INTERROGATOR,
         "default_method": DEFAULT_METHOD,
         "paper_method": PAPER_METHOD,
@@ -161,7 +170,12 @@ def run_bench(
         "settings": {},
     }
     base = BenchContext(
-        data, encoder, make_groups(data.query_models, 1), augment=augment, progress=progress
+        data,
+        encoder,
+        make_groups(data.query_models, 1),
+        augment=augment,
+        progress=progress,
+        space=space,
     )
     for size in sizes:
         groups = make_groups(data.query_models, size)
@@ -176,7 +190,7 @@ def run_bench(
         truth = np.array([data.query_models[g[0]] for g in groups])
         setting["paired_top1"] = paired_comparisons(setting["methods"], truth)
         results["settings"][str(size)] = setting
-    if data.source in CATALOGUES:
+    if zoo in CATALOGUES:
         results["interrogation"] = interrogation_quality(base, data)
 
     factors = QUICK_GAMMA_FACTORS if quick else GAMMA_FACTORS

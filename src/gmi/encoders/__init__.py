@@ -17,7 +17,7 @@ ENCODERS: dict[str, str] = {
     "open_clip": "gmi.encoders.open_clip_encoder:create",
 }
 
-DEFAULT_ENCODER = "offline"
+DEFAULT_ENCODER = "offline:style+palette"  # block statistics + colour histogram
 
 
 @lru_cache(maxsize=8)

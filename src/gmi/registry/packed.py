@@ -32,7 +32,7 @@ import os
 import shutil
 import sqlite3
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -49,6 +49,7 @@ from gmi.search.rules import padded
 from gmi.settings import HubSettings
 from gmi.spec.calibration import MAX_HELD_OUT, MIN_PER_MODEL, Calibration, held_out_distances
 from gmi.spec.ridge import RidgeModel, RidgeStatistics
+from gmi.spec.space import FittedSpace, ScatterStatistics, fit_space
 from gmi.spec.specification import Specification
 
 PACKED_DIR = "packed"
@@ -57,6 +58,7 @@ LEARNED_FORMAT = "3"
 MAX_CALIBRATION_MODELS = 512  # calibration samples at most this many models: bounded cost
 COMPACT_DEAD_FRACTION = 0.5  # compact when dead rows outnumber live ones (and are many)
 COMPACT_MIN_DEAD_POINTS = 4096
+SPACE_CHUNK = 65536  # points projected per step when a space is (re)fitted: bounded memory
 
 # name -> (dtype, per-row width key): "d" image dim, "e" prompt dim, None a scalar per row
 POINT_FILES = {
@@ -72,6 +74,48 @@ PAIR_FILES = {
     "pair_text": (np.int32, None),
 }
 PROMPT_FILE = ("prompts", np.float32, "e")
+# a generation with a learned space (gmi.spec.space) also holds its points projected into it,
+# and the space itself: the rows and the matrix they were projected with switch together
+SPACE_FILE = "space.safetensors"
+SPACE_POINT_FILES = {
+    "space_points": (np.float32, "d"),
+    "space_sq_norms": (np.float32, None),
+}
+
+
+def read_space(root: Path) -> FittedSpace | None:
+    """The learned space of a generation directory, or None (points as encoded)."""
+    path = root / SPACE_FILE
+    if not path.exists():
+        return None
+    try:
+        tensors, _ = load_with_metadata(path)
+        return FittedSpace.from_tensors(tensors)
+    except (OSError, SafetensorError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptSpecError(f"{path}: unreadable learned space ({exc})") from exc
+
+
+def _space_rows(space: FittedSpace, points: np.ndarray) -> dict[str, np.ndarray]:
+    projected = space.project(points)
+    return {
+        "space_points": projected,
+        "space_sq_norms": np.einsum("pd,pd->p", projected, projected).astype(np.float32),
+    }
+
+
+def _with_space(mapped: dict, space: FittedSpace | None) -> dict:
+    """PackedArrays keyword arguments: points and norms from the space rows when there are."""
+    space_points = mapped.pop("space_points", None)
+    space_norms = mapped.pop("space_sq_norms", None)
+    if space is None:
+        return mapped
+    return {
+        **mapped,
+        "points": space_points,
+        "sq_norms": space_norms,
+        "space": space.matrix,
+        "gamma": space.gamma,
+    }
 
 
 def _file(root: Path, name: str, dtype: type) -> Path:
@@ -168,6 +212,14 @@ def open_arrays(home: Path, db: sqlite3.Connection, state: PackedState, dims: tu
             for name, (dtype, w) in PAIR_FILES.items()
         }
     )
+    space = read_space(root)
+    if space is not None:
+        mapped.update(
+            {
+                name: _map(_file(root, name, dtype), dtype, point_end, width[w])
+                for name, (dtype, w) in SPACE_POINT_FILES.items()
+            }
+        )
     name, dtype, w = PROMPT_FILE
     prompts = _map(_file(root, name, dtype), dtype, n_prompts, width[w])
     arrays = PackedArrays(
@@ -177,8 +229,7 @@ def open_arrays(home: Path, db: sqlite3.Connection, state: PackedState, dims: tu
         prompts=prompts,
         pair_offsets=pair_offsets.astype(np.int64),
         texts=texts,
-        gamma=_gamma(db),
-        **mapped,
+        **_with_space({"gamma": _gamma(db), **mapped}, space),
     )
     return arrays, problems
 
@@ -338,6 +389,10 @@ def fit_calibration(
         predicted = np.zeros((features.shape[0], image_to_prompt.weights.shape[1]), np.float32)
         predicted[picked] = l2_normalise(image_to_prompt.predict(features[picked]))
         predict = predicted.__getitem__
+    if arrays.space is not None:  # score where the points live; the ridge reads raw features
+        queries = np.zeros_like(features)
+        queries[picked] = arrays.to_space(features[picked])
+        features = queries
     distances = held_out_distances(stack, features, pair_model, picked, predict, tau, scoring)
     return Calibration(np.sort(distances))
 
@@ -457,6 +512,7 @@ class _Appender:
         self.point_end, self.pair_end = int(ends[0]), int(ends[1])
         self.n_prompts = db.execute("SELECT COALESCE(MAX(id), 0) FROM packed_prompts").fetchone()[0]
         self.files: dict[Path, object] = {}  # open handles, synced once before the commit
+        self.space = read_space(self.root)  # new rows are projected with the current space
         self.known_prompts: dict[bytes, int] = {}
         self.known_texts: dict[str, int] = {}
 
@@ -509,7 +565,10 @@ class _Appender:
         rows["point_text"] = (
             rows["pair_text"] if points_are_images(spec) else np.full(spec.n_points, -1, np.int32)
         )
-        for key, (dtype, _) in POINT_FILES.items():
+        if self.space is not None:
+            rows.update(_space_rows(self.space, rows["points"]))
+        point_files = {**POINT_FILES, **(SPACE_POINT_FILES if self.space is not None else {})}
+        for key, (dtype, _) in point_files.items():
             path = _file(self.root, key, dtype)
             _write_rows(path, self.point_end, rows[key].astype(dtype), self.files)
         for key, (dtype, _) in PAIR_FILES.items():
@@ -591,7 +650,10 @@ def sync(registry, settings: HubSettings, *, force_full: bool = False) -> Packed
             if stats is None:  # no previous statistics: one pass over every live pair
                 arrays, _ = open_arrays(home, db, state, dims)
                 stats = statistics_of(arrays, arrays.live_slots, *dims)
-            if _should_compact(db):
+            fitted = _space_due(home, db, state, dims, settings)
+            if fitted is not None:  # a new space version: the hub re-projected into it
+                state = _compact(home, db, state, dims, space=fitted)
+            elif _should_compact(db):
                 state = _compact(home, db, state, dims)
             sample, whole = _calibration_sample(home, db, state, dims)
             learned = learn(sample, stats, settings, all_live=whole)
@@ -600,6 +662,44 @@ def sync(registry, settings: HubSettings, *, force_full: bool = False) -> Packed
         committed = PackedState(state.models_version, state.models_version, token, state.generation)
     _clean(home, committed)
     return committed
+
+
+def _space_due(home, db, state, dims, settings: HubSettings) -> FittedSpace | None:
+    """A newly fitted space when the registry learns one and the current generation has none
+    or the hub has grown REFIT_GROWTH-fold since it was fitted; else None."""
+    if settings.space != "whiten":
+        return None
+    live = db.execute(
+        "SELECT COUNT(*) FROM packed_slots WHERE alive = 1 AND problem IS NULL AND point_count > 0"
+    ).fetchone()[0]
+    current = read_space(home / PACKED_DIR / state.generation)
+    if live == 0 or (current is not None and not current.due(live)):
+        return None
+    return _fit_hub_space(home, db, state, dims)
+
+
+def _fit_hub_space(home, db, state, dims) -> FittedSpace | None:
+    """Fit the space on every live model's spec images (as encoded): one streamed pass over
+    the packed pair rows, d x d memory, plus a sample of 2,048 images for the kernel width."""
+    arrays, _ = open_arrays(home, db, state, dims)
+    live = arrays.live_slots
+    counts = np.diff(arrays.pair_offsets)
+    if live.size == 0 or int(counts[live].sum()) < 2:
+        return None
+    stats = ScatterStatistics.empty(arrays.dim)
+    for start in range(0, live.size, 1024):
+        part = live[start : start + 1024]
+        rows = np.concatenate(
+            [np.arange(arrays.pair_offsets[s], arrays.pair_offsets[s + 1]) for s in part]
+        )
+        stats = stats.merge(
+            ScatterStatistics.of_segments(np.asarray(arrays.pair_features[rows]), counts[part])
+        )
+    every = np.concatenate(
+        [np.arange(arrays.pair_offsets[s], arrays.pair_offsets[s + 1]) for s in live]
+    )
+    sample = np.sort(np.random.default_rng(0).choice(every, min(every.size, 2048), replace=False))
+    return fit_space(stats, np.asarray(arrays.pair_features[sample]), live.size)
 
 
 def _slot_arrays(
@@ -615,8 +715,10 @@ def _slot_arrays(
     point_rows = np.concatenate([np.arange(r[3], r[3] + r[4]) for r in rows] or [[]]).astype(int)
     pair_rows = np.concatenate([np.arange(r[5], r[5] + r[6]) for r in rows] or [[]]).astype(int)
     taken = {}
+    space = read_space(root)
+    point_files = {**POINT_FILES, **(SPACE_POINT_FILES if space is not None else {})}
     for files, end, picked in (
-        (POINT_FILES, point_end, point_rows),
+        (point_files, point_end, point_rows),
         (PAIR_FILES, pair_end, pair_rows),
     ):
         for key, (dtype, w) in files.items():
@@ -633,8 +735,7 @@ def _slot_arrays(
         prompts=prompts,
         pair_offsets=np.r_[0, np.cumsum([r[6] for r in rows])].astype(np.int64),
         texts=texts,
-        gamma=_gamma(db),
-        **taken,
+        **_with_space({"gamma": _gamma(db), **taken}, space),
     )
 
 
@@ -699,9 +800,14 @@ def _should_compact(db: sqlite3.Connection) -> bool:
     return dead >= COMPACT_MIN_DEAD_POINTS and dead > COMPACT_DEAD_FRACTION * total
 
 
-def _compact(home, db, state, dims):
-    """Rewrite the live slots' rows into a new generation, in this transaction."""
-    arrays, _ = open_arrays(home, db, state, dims)
+def _compact(home, db, state, dims, space: FittedSpace | None = None):
+    """Rewrite the live slots' rows into a new generation, in this transaction; with `space`,
+    the new generation lives in that (newly fitted) space: its rows are projected afresh
+    from the points as encoded (one pass over the hub, amortised by FittedSpace.due)."""
+    raw, _ = open_arrays(home, db, state, dims)
+    old_root = home / PACKED_DIR / state.generation
+    space = space or read_space(old_root)
+    arrays = raw if raw.space is None else _raw_points(raw, old_root)
     generation = uuid.uuid4().hex
     root = home / PACKED_DIR / generation
     root.mkdir(parents=True)
@@ -716,6 +822,12 @@ def _compact(home, db, state, dims):
     for files, rows in ((POINT_FILES, point_rows), (PAIR_FILES, pair_rows)):
         for key, (dtype, _) in files.items():
             _write_rows(_file(root, key, dtype), 0, np.asarray(getattr(arrays, key))[rows])
+    if space is not None:
+        for start in range(0, point_rows.size, SPACE_CHUNK):
+            chunk = np.asarray(arrays.points[point_rows[start : start + SPACE_CHUNK]])
+            for key, values in _space_rows(space, chunk).items():
+                _write_rows(_file(root, key, SPACE_POINT_FILES[key][0]), start, values)
+        atomic_write(root / SPACE_FILE, save(space.to_tensors()))
     name, dtype, _ = PROMPT_FILE
     _write_rows(_file(root, name, dtype), 0, np.asarray(arrays.prompts))
     kept_ids = ",".join(str(slot_ids[s]) for s in keep) or "NULL"
@@ -733,6 +845,14 @@ def _compact(home, db, state, dims):
     fsync_dir(root)
     _set_state(db, generation=generation)
     return PackedState(state.models_version, state.packed_version, state.token, generation)
+
+
+def _raw_points(arrays: PackedArrays, root: Path) -> PackedArrays:
+    """Arrays whose points are the encoded ones again (for compaction and checks)."""
+    point_end = int(arrays.point_offsets[-1]) if arrays.n_slots else 0
+    points = _map(_file(root, "points", np.float32), np.float32, point_end, arrays.dim)
+    norms = _map(_file(root, "sq_norms", np.float32), np.float32, point_end, None)
+    return replace(arrays, points=points, sq_norms=norms, space=None, device_copies={})
 
 
 def _set_state(db: sqlite3.Connection, **values: object) -> None:
@@ -836,6 +956,11 @@ def check_packed(registry, settings: HubSettings) -> list[str]:
         if seen.get(name, 0) != 1
     ]
     if arrays is not None:
+        projected = arrays if arrays.space is not None else None
+        if projected is not None:
+            root = registry.home / PACKED_DIR / state.generation
+            arrays = _raw_points(arrays, root)
+            space = read_space(root)
         for slot in np.flatnonzero(arrays.alive):
             name = arrays.names[slot]
             if name not in models:
@@ -848,6 +973,12 @@ def check_packed(registry, settings: HubSettings) -> list[str]:
                 np.array_equal(packed[key], np.asarray(getattr(spec, key), dtype=packed[key].dtype))
                 for key in ("points", "beta", "point_prompts", "pair_features", "pair_prompts")
             ) and [arrays.texts[t] for t in packed["pair_texts"]] == list(spec.prompt_texts)
+            if same and projected is not None and space is not None:
+                rows = slice(projected.point_offsets[slot], projected.point_offsets[slot + 1])
+                expected = _space_rows(space, np.asarray(spec.points, dtype=np.float32))
+                same = np.allclose(
+                    projected.points[rows], expected["space_points"], rtol=1e-4, atol=1e-4
+                ) and np.allclose(projected.sq_norms[rows], expected["space_sq_norms"], rtol=1e-4)
             if not same:
                 problems.append(f"packed index: the rows of {name!r} differ from its spec file")
     return problems  # a missing learned file is a cache miss (refitted on open), not a fault

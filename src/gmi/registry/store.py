@@ -128,6 +128,12 @@ MIGRATIONS = [
         INSERT INTO packed_changes (name) VALUES (OLD.name);
     END;
     """,
+    # 5: registries from before the hub-learned space keep ranking as encoded (a new
+    # registry has no settings yet when it migrates, and stores the default space later)
+    """
+    INSERT OR IGNORE INTO settings (key, value)
+        SELECT 'space', 'identity' WHERE EXISTS (SELECT 1 FROM settings WHERE key = 'encoder');
+    """,
 ]
 
 

@@ -15,11 +15,12 @@ every point.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 
+from gmi.spec.space import FittedSpace, project
 from gmi.spec.specification import Specification
 
 
@@ -40,6 +41,9 @@ class PackedArrays:
     pair_text: np.ndarray  # [N] int32: index into `texts`
     texts: list[str]
     gamma: float
+    # the hub-learned space (gmi.spec.space) the points live in, or None (as encoded): the
+    # ranking core projects query features with it; pair features always stay as encoded
+    space: np.ndarray | None = None
     # what is derived from these (immutable) arrays and kept with them: copies on compute
     # devices (gmi.search.backends.torch_backend), Gram blocks (gmi.search.rules)
     device_copies: dict = field(default_factory=dict, compare=False, repr=False)
@@ -52,6 +56,24 @@ class PackedArrays:
         for name, spec in zip(names, specs, strict=True):
             builder.add(name, spec)
         return builder.build(specs[0].gamma if specs else 1.0)
+
+    def in_space(self, fitted: FittedSpace) -> PackedArrays:
+        """These arrays with their points projected into a learned space (in memory: the
+        benchmark, tests; the registry keeps projected rows in its packed files)."""
+        points = fitted.project(np.asarray(self.points))
+        return replace(
+            self,
+            points=points,
+            sq_norms=np.einsum("pd,pd->p", points, points).astype(np.float32),
+            gamma=fitted.gamma,
+            space=fitted.matrix,
+            device_copies={},
+        )
+
+    def to_space(self, features: np.ndarray) -> np.ndarray:
+        """Query features [n, d] as encoded -> where the points live."""
+        features = np.asarray(features, dtype=np.float32)
+        return features if self.space is None else project(features, self.space)
 
     # -- shapes --------------------------------------------------------------------------
     @property

@@ -66,11 +66,12 @@ def distances(
     searcher: Searcher = EXACT,
 ) -> np.ndarray:
     """Distances [G, S] of each requirement (group of query images) to every slot; +inf for
-    slots that are dead, skipped or not among the searcher's candidates."""
+    slots that are dead, skipped or not among the searcher's candidates. `features` are as
+    the encoder gave them: projected here when the hub has a learned space."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}")
     rule = scoring_rule(scoring)
-    features = np.asarray(features, dtype=np.float32)
+    features = arrays.to_space(features)  # the points' space (a no-op without a learned one)
     out = np.full((len(groups), arrays.n_slots), np.inf)
     candidates = searcher.candidates(arrays, features)
     live = (
