@@ -116,6 +116,11 @@ def main() -> None:
     parser.add_argument("--zoo", choices=("builtin", "heldout"), default="builtin")
     parser.add_argument("--encoders", nargs="+", default=["offline", "offline:style+palette"])
     parser.add_argument("--shrinkage", nargs="+", type=float, default=[0.3, 1.0, 3.0])
+    parser.add_argument(
+        "--classifier",
+        action="store_true",
+        help="also a logistic-regression classifier on the same features (needs scikit-learn)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.zoo == "heldout" and args.split == "val":
@@ -170,6 +175,27 @@ def main() -> None:
                     "top4": float((r1 <= 4).mean()),
                     "four_images_top1": float((r4 == 1).mean()),
                 }
+    if args.classifier:  # an upper-bound check: a trained classifier on the same features
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        for encoder in args.encoders:
+            f = features(args.zoo, encoder)
+            labels = np.repeat(np.arange(n), 48)
+            keep = np.tile(np.arange(48) < (40 if args.split == "val" else 48), n)
+            scaler = StandardScaler().fit(f["spec"][keep])
+            model = LogisticRegression(C=1.0, max_iter=2000)
+            model.fit(scaler.transform(f["spec"][keep]), labels[keep])
+            proba = model.predict_proba(scaler.transform(f[args.split]))
+            truth = np.repeat(np.arange(n), N_QUERIES)
+            r1 = ranks_of(-proba, truth)
+            key = f"{encoder} | (classifier) | logistic regression"
+            hits[key] = r1 == 1
+            rows[key] = {
+                "top1": float((r1 == 1).mean()),
+                "top4": float((r1 <= 4).mean()),
+                "four_images_top1": float((group_ranks(-np.log(proba), truth, 4) == 1).mean()),
+            }
     baseline = f"{args.encoders[0]} | identity | knn"
     for key in rows:
         if key != baseline:

@@ -2,7 +2,8 @@
 models, and the top-10 agreement of the fast scoring paths with the float64 reference.
 
     .venv/bin/python benchmarks/scale.py --models N [--queries Q] [--device cpu|cuda]
-        [--backend auto|numpy|torch] [--images K] [--json]
+        [--backend auto|numpy|torch] [--images K] [--encoder NAME] [--space identity|whiten]
+        [--json]
 
 The synthetic hub is built from REAL features: the offline encoder's features of the built-in
 zoo's spec images and held-out query uploads (32 styles). Synthetic model i takes zoo model
@@ -50,9 +51,15 @@ OFFSET_SCALE = 0.5  # a synthetic model's style offset, relative to the within-m
 NOISE_SCALE = 0.25  # per-image noise, relative to the within-model spread
 
 
-def zoo_features(cache: Path) -> dict[str, np.ndarray]:
+def _suffix(encoder: str, space: str = "identity") -> str:
+    """Cache names: the configuration measured before issue 13 keeps its old names."""
+    tag = "" if encoder == "offline" else "-" + encoder.replace(":", "_").replace("+", "_")
+    return tag + ("" if space == "identity" else f"-{space}")
+
+
+def zoo_features(cache: Path, encoder_name: str = "offline") -> dict[str, np.ndarray]:
     """Real features of the zoo (encoded once, cached as safetensors)."""
-    path = cache / "zoo_features.safetensors"
+    path = cache / f"zoo_features{_suffix(encoder_name)}.safetensors"
     if path.exists():
         return load_file(path)
     from gmi.augment import spec_views
@@ -61,7 +68,7 @@ def zoo_features(cache: Path) -> dict[str, np.ndarray]:
     from gmi.zoo import load_zoo
     from gmi.zoo.export import query_upload, spec_images
 
-    encoder = load_encoder("offline")
+    encoder = load_encoder(encoder_name)
     spec, prompts, queries, query_prompts, texts = [], [], [], [], []
     for name in tqdm(list(load_zoo()), desc="encoding the zoo", file=sys.stderr):
         images, words = spec_images(name)
@@ -87,8 +94,11 @@ def zoo_features(cache: Path) -> dict[str, np.ndarray]:
 class Synthetic:
     """Deterministic synthetic models and queries from the zoo's real features."""
 
-    def __init__(self, zoo: dict[str, np.ndarray], images: int, seed: int = 0) -> None:
+    def __init__(
+        self, zoo: dict[str, np.ndarray], images: int, encoder: str = "offline", seed: int = 0
+    ) -> None:
         self.zoo = zoo
+        self.encoder = encoder
         self.images = images
         self.seed = seed
         spec = zoo["spec"].astype(np.float64)
@@ -112,7 +122,7 @@ class Synthetic:
         words = [
             self.texts[self.zoo["text_index"][base * self.zoo["spec"].shape[1] + r]] for r in rows
         ]
-        return build_specification(z, q, words, encoder="offline", gamma=gamma)
+        return build_specification(z, q, words, encoder=self.encoder, gamma=gamma)
 
     def query(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, i, 3, j])
@@ -160,16 +170,17 @@ print(t2 - t1, t1 - t0, len(index.names))
 
 def measure(args: argparse.Namespace) -> dict:
     cache = Path(args.cache).expanduser()
-    zoo = zoo_features(cache)
-    synthetic = Synthetic(zoo, args.images)
+    zoo = zoo_features(cache, args.encoder)
+    synthetic = Synthetic(zoo, args.images, args.encoder)
     gamma = default_gamma(zoo["spec"][0])
     settings = HubSettings(
-        encoder="offline",
+        encoder=args.encoder,
         gamma=gamma,
         image_dim=zoo["spec"].shape[2],
         prompt_dim=zoo["prompts"].shape[2],
+        space=args.space,
     )
-    home = cache / f"hub-{args.models}-{args.images}"
+    home = cache / f"hub-{args.models}-{args.images}{_suffix(args.encoder, args.space)}"
     built = home / "built.json"
     if not built.exists() or json.loads(built.read_text())["models"] != args.models:
         build_hub(home, synthetic, args.models, settings)
@@ -235,6 +246,8 @@ def measure(args: argparse.Namespace) -> dict:
         "models": args.models,
         "images_per_model": args.images,
         "dim": int(arrays.dim),
+        "encoder": args.encoder,
+        "space": args.space,
         "queries": args.queries,
         # what "auto" ran: torch on CUDA, numpy on the CPU
         "backend": args.backend
@@ -268,6 +281,17 @@ def main() -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     parser.add_argument("--backend", choices=("auto", "numpy", "torch"), default="auto")
     parser.add_argument("--cache", default=os.environ.get("GMI_SCALE_CACHE", "~/.cache/gmi/scale"))
+    parser.add_argument(
+        "--encoder",
+        default="offline",
+        help="offline (544-d, the figures before issue 13) or offline:style+palette (1056-d)",
+    )
+    parser.add_argument(
+        "--space",
+        choices=("identity", "whiten"),
+        default="identity",
+        help="whiten: the hub-learned space (fitted at build; queries projected per call)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = measure(args)

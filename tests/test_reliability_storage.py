@@ -261,7 +261,8 @@ def mounted(kind: str, target: Path, source: Path | None = None, size: str = "4m
 
 
 def test_full_disk_fails_cleanly_and_reads_still_work(tmp_path, folders, query):
-    with mounted("tmpfs", tmp_path / "disk", size="8m") as disk:
+    # room for one model (the ridge statistics alone are 9 MB at the default 1,056 dims)
+    with mounted("tmpfs", tmp_path / "disk", size="32m") as disk:
         home = disk / "hub"
         assert (
             run_gmi(

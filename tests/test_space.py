@@ -122,8 +122,10 @@ def test_a_registry_refits_on_doubling_and_projects_every_row(tmp_path):
     for i, z in enumerate(models):
         registry.add(f"m{i}", _spec(z))
         packed.sync(registry, SETTINGS)
-        fitted_on.append(_space(registry).models)
-    assert fitted_on == [1, 2, 2, 4, 4, 4, 4, 8, 8]  # refits at 1, 2, 4, 8 models
+        space = _space(registry)
+        fitted_on.append(space.models if space is not None else None)
+    # 10 images < 16 dimensions: ranked as encoded; then fits at 2 models, refits at 4 and 8
+    assert fitted_on == [None, 2, 2, 4, 4, 4, 4, 8, 8]
     index = packed.open_index(registry, SETTINGS)
     space = _space(registry)
     # rows appended after the fit (m8) were projected with it, like the refitted ones

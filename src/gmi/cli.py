@@ -481,9 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries-per-model", type=int, default=None)
     p.add_argument(
         "--space",
-        default="identity",
+        default="whiten",
         choices=("identity", "whiten"),
-        help="feature space: as encoded, or whitened by the hub's within-model scatter",
+        help="where methods score: whiten (default, as a new registry) = the space learned "
+        "from the spec images; identity = as encoded. knn is always plain reverse image search",
     )
     p.add_argument(
         "--split",

@@ -38,7 +38,7 @@ from gmi.search.rules import padded, padded_weights
 from gmi.search.weights import PointWeights
 from gmi.spec.kernels import default_gamma, squared_distances
 from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU, keep_top, score_requirements
-from gmi.spec.space import SPACES, FittedSpace, fit_space_of
+from gmi.spec.space import SPACES, FittedSpace, enough_images, fit_space_of
 from gmi.spec.specification import build_specification
 
 
@@ -92,7 +92,10 @@ class BenchContext:
             return None
         if self.space != "whiten":
             raise ValueError(f"unknown space {self.space!r}; valid: {', '.join(SPACES)}")
-        return fit_space_of(self.features[0])
+        spec = self.features[0]
+        if not enough_images(sum(len(z) for z in spec), spec[0].shape[1]):
+            return None  # as a registry this small would: ranked as encoded
+        return fit_space_of(spec)
 
     @cached_property
     def pixel_features(self) -> tuple[list[np.ndarray], np.ndarray]:

@@ -33,7 +33,7 @@ from gmi.bench.methods import (
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import InvalidInputError
 from gmi.interrogators import DEFAULT_INTERROGATOR
-from gmi.spec.space import SPACES
+from gmi.spec.space import DEFAULT_SPACE, SPACES
 from gmi.zoo import CATALOGUES
 
 GAMMA_FACTORS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -69,6 +69,7 @@ def evaluate(
             f"{a}|{b}": metrics.swapped_pair_accuracy(distances, truth, data.names, (a, b))
             for a, b in data.swapped_pairs
         }
+        entry["ranks"] = ranks.tolist()  # per requirement: paired comparisons across runs
         entry["_distances"] = distances
         out[name] = entry
     return out
@@ -128,7 +129,7 @@ def run_bench(
     augment: str = DEFAULT_AUGMENT,
     queries_per_model: int | None = None,
     progress: bool = True,
-    space: str = "identity",
+    space: str = DEFAULT_SPACE,
     split: str = "test",
 ) -> dict[str, Any]:
     started = time.perf_counter()

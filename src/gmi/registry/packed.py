@@ -49,7 +49,7 @@ from gmi.search.rules import padded
 from gmi.settings import HubSettings
 from gmi.spec.calibration import MAX_HELD_OUT, MIN_PER_MODEL, Calibration, held_out_distances
 from gmi.spec.ridge import RidgeModel, RidgeStatistics
-from gmi.spec.space import FittedSpace, ScatterStatistics, fit_space
+from gmi.spec.space import FittedSpace, ScatterStatistics, enough_images, fit_space
 from gmi.spec.specification import Specification
 
 PACKED_DIR = "packed"
@@ -669,12 +669,15 @@ def _space_due(home, db, state, dims, settings: HubSettings) -> FittedSpace | No
     or the hub has grown REFIT_GROWTH-fold since it was fitted; else None."""
     if settings.space != "whiten":
         return None
-    live = db.execute(
-        "SELECT COUNT(*) FROM packed_slots WHERE alive = 1 AND problem IS NULL AND point_count > 0"
-    ).fetchone()[0]
+    live, images = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(pair_count), 0) FROM packed_slots "
+        "WHERE alive = 1 AND problem IS NULL AND point_count > 0"
+    ).fetchone()
     current = read_space(home / PACKED_DIR / state.generation)
     if live == 0 or (current is not None and not current.due(live)):
         return None
+    if current is None and not enough_images(images, dims[0]):
+        return None  # a young hub ranks as encoded until it has enough images
     return _fit_hub_space(home, db, state, dims)
 
 
@@ -684,7 +687,7 @@ def _fit_hub_space(home, db, state, dims) -> FittedSpace | None:
     arrays, _ = open_arrays(home, db, state, dims)
     live = arrays.live_slots
     counts = np.diff(arrays.pair_offsets)
-    if live.size == 0 or int(counts[live].sum()) < 2:
+    if live.size == 0 or not enough_images(int(counts[live].sum()), arrays.dim):
         return None
     stats = ScatterStatistics.empty(arrays.dim)
     for start in range(0, live.size, 1024):

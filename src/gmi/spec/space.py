@@ -31,6 +31,16 @@ DEFAULT_SPACE = "whiten"  # new registries; registries made before it keep "iden
 REFIT_GROWTH = 2.0  # refit when the live models reach this multiple of those fitted on
 
 
+def enough_images(n_images: int, dim: int) -> bool:
+    """Whether a hub holds enough spec images to learn its space: at least one per feature
+    dimension (1,056 for the default encoder: 22 models of 48 images). Below that the
+    within-model scatter is mostly the shrinkage target, and the images it was fitted on are
+    the ones the calibration holds out: fresh uploads would look farther than they are, and
+    "no close match" would fire on genuine queries (measured on a 3-model hub). A smaller hub
+    ranks as encoded."""
+    return n_images >= max(dim, 2)
+
+
 @dataclass(frozen=True)
 class ScatterStatistics:
     """Running statistics of labelled features: enough for the within-model scatter."""
