@@ -117,8 +117,11 @@ def whitening(stats: ScatterStatistics, shrinkage: float = DEFAULT_SHRINKAGE) ->
 
 
 def project(features: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Features [n, d] in the learned space, float32 like every stored feature."""
-    return (np.asarray(features, dtype=np.float64) @ matrix).astype(np.float32)
+    """Features [n, d] in the learned space, float32 like every stored feature (a float32
+    product: the matrix is stored in float32, and upcasting its d x d entries per query would
+    cost more than the product)."""
+    x = np.asarray(features, dtype=np.float32)
+    return np.asarray(x @ np.asarray(matrix, dtype=np.float32), dtype=np.float32)
 
 
 @dataclass(frozen=True, eq=False)
