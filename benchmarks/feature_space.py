@@ -36,7 +36,7 @@ from gmi.bench.metrics import paired_difference, true_ranks
 from gmi.encoders import load_encoder
 from gmi.spec.kernels import default_gamma, squared_distances
 from gmi.spec.scoring import LOCAL_SHARPNESS
-from gmi.spec.space import ScatterStatistics, whitening
+from gmi.spec.space import DEFAULT_SHRINKAGE, ScatterStatistics, whitening
 from gmi.zoo import load_prompt_set, load_zoo, stable_seed, upload_bytes
 from gmi.zoo.export import query_upload, spec_images
 
@@ -88,6 +88,20 @@ def scores(spec: np.ndarray, labels: np.ndarray, queries: np.ndarray, n: int) ->
     return {"knn": knn, "kde": np.stack(kde, axis=1)}
 
 
+def own_distances(points: np.ndarray, queries: np.ndarray | None, gamma: float) -> np.ndarray:
+    """Local (kde) distance to one model: of `queries`, or of each point with itself left out
+    (the calibration's held-out genuine matches)."""
+    if queries is None:
+        d2 = squared_distances(points, points)
+        np.fill_diagonal(d2, np.inf)
+        count = len(points) - 1
+    else:
+        d2, count = squared_distances(queries, points), len(points)
+    s = -LOCAL_SHARPNESS * gamma * d2
+    peak = s.max(axis=1, keepdims=True)
+    return -(peak[:, 0] + np.log(np.exp(s - peak).sum(axis=1) / count))
+
+
 def in_space(spec, labels, queries, n, fit_models, shrinkage):
     """Spec and queries whitened by the scatter of `fit_models` only."""
     stats = ScatterStatistics.of([spec[labels == m] for m in fit_models])
@@ -115,7 +129,12 @@ def main() -> None:
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--zoo", choices=("builtin", "heldout"), default="builtin")
     parser.add_argument("--encoders", nargs="+", default=["offline", "offline:style+palette"])
-    parser.add_argument("--shrinkage", nargs="+", type=float, default=[0.3, 1.0, 3.0])
+    parser.add_argument("--shrinkage", nargs="+", type=float, default=[0.3, 1.0, 3.0, 10.0])
+    parser.add_argument(
+        "--calibration",
+        action="store_true",
+        help="only: the no-close-match miss rate and top-1 per shrinkage (the last encoder)",
+    )
     parser.add_argument(
         "--classifier",
         action="store_true",
@@ -141,9 +160,9 @@ def main() -> None:
         settings += [(f"whiten {a}", a, "all") for a in args.shrinkage]
         if args.split == "test":
             settings += [
-                ("whiten 1.0 leave-model-out", 1.0, "model"),
-                ("whiten 1.0 leave-family-out", 1.0, "family"),
-                ("whiten 1.0 first half only", 1.0, "half"),
+                (f"whiten {DEFAULT_SHRINKAGE} leave-model-out", DEFAULT_SHRINKAGE, "model"),
+                (f"whiten {DEFAULT_SHRINKAGE} leave-family-out", DEFAULT_SHRINKAGE, "family"),
+                (f"whiten {DEFAULT_SHRINKAGE} first half only", DEFAULT_SHRINKAGE, "half"),
             ]
         for label, shrinkage, fit in settings:
             if fit is None:
@@ -175,6 +194,37 @@ def main() -> None:
                     "top4": float((r1 <= 4).mean()),
                     "four_images_top1": float((r4 == 1).mean()),
                 }
+    if args.calibration:  # does "no close match" stay honest in the space? (val only)
+        from gmi.spec.calibration import CLOSE_QUANTILE
+        from gmi.spec.kernels import median_heuristic_gamma
+        from gmi.spec.space import fit_space
+
+        f = features(args.zoo, args.encoders[-1])
+        labels = np.repeat(np.arange(n), 48)
+        keep = np.tile(np.arange(48) < (40 if args.split == "val" else 48), n)
+        spec, labels = f["spec"][keep], labels[keep]
+        queries, truth = f[args.split], np.repeat(np.arange(n), N_QUERIES)
+        print(f"\n{args.encoders[-1]}: genuine queries beyond the q{CLOSE_QUANTILE} of held-out")
+        print("spec images (leave-one-out, kde), by shrinkage\n")
+        print("| space | miss | kde top-1 | knn top-1 |\n|---|---|---|---|")
+        for shrinkage in [None, *args.shrinkage]:
+            if shrinkage is None:
+                z, q = spec, queries
+                gamma = 2 * median_heuristic_gamma(spec[labels == 0])
+            else:
+                stats = ScatterStatistics.of([spec[labels == m] for m in range(n)])
+                space = fit_space(stats, spec, n, shrinkage)
+                z, q, gamma = space.project(spec), space.project(queries), space.gamma
+            held = np.concatenate([own_distances(z[labels == m], None, gamma) for m in range(n)])
+            genuine = np.concatenate(
+                [own_distances(z[labels == m], q[truth == m], gamma) for m in range(n)]
+            )
+            miss = float((genuine > np.quantile(held, CLOSE_QUANTILE)).mean())
+            d = scores(np.asarray(z, np.float64), labels, np.asarray(q, np.float64), n)
+            top = {k: float((v.argmin(axis=1) == truth).mean()) for k, v in d.items()}
+            label = "as encoded" if shrinkage is None else f"whiten {shrinkage}"
+            print(f"| {label} | {miss:.3f} | {top['kde']:.3f} | {top['knn']:.3f} |")
+        return
     if args.classifier:  # an upper-bound check: a trained classifier on the same features
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
