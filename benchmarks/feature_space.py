@@ -75,16 +75,20 @@ def features(catalogue: str, encoder: str) -> dict[str, np.ndarray]:
     return {s: np.load(path / f"{s}.npy").astype(np.float64) for s in ("spec", "val", "test")}
 
 
+def kde_distance(d2: np.ndarray, gamma: float, count: int) -> np.ndarray:
+    """-log of the mean kernel over `count` points per row (rows of squared distances, +inf
+    for points left out): gmi's local rule with uniform weights."""
+    s = -gamma * d2
+    peak = s.max(axis=1, keepdims=True)
+    return -(peak[:, 0] + np.log(np.exp(s - peak).sum(axis=1) / count))
+
+
 def scores(spec: np.ndarray, labels: np.ndarray, queries: np.ndarray, n: int) -> dict:
     """Distances [queries, models] for knn and kde (lower = better)."""
     d2 = squared_distances(queries, spec)
     gamma = LOCAL_SHARPNESS * default_gamma(spec[labels == 0])
     knn = np.stack([d2[:, labels == m].min(axis=1) for m in range(n)], axis=1)
-    kde = []
-    for m in range(n):
-        s = -gamma * d2[:, labels == m]
-        peak = s.max(axis=1, keepdims=True)
-        kde.append(-(peak[:, 0] + np.log(np.exp(s - peak).mean(axis=1))))
+    kde = [kde_distance(d2[:, labels == m], gamma, int((labels == m).sum())) for m in range(n)]
     return {"knn": knn, "kde": np.stack(kde, axis=1)}
 
 
@@ -94,12 +98,8 @@ def own_distances(points: np.ndarray, queries: np.ndarray | None, gamma: float) 
     if queries is None:
         d2 = squared_distances(points, points)
         np.fill_diagonal(d2, np.inf)
-        count = len(points) - 1
-    else:
-        d2, count = squared_distances(queries, points), len(points)
-    s = -LOCAL_SHARPNESS * gamma * d2
-    peak = s.max(axis=1, keepdims=True)
-    return -(peak[:, 0] + np.log(np.exp(s - peak).sum(axis=1) / count))
+        return kde_distance(d2, LOCAL_SHARPNESS * gamma, len(points) - 1)
+    return kde_distance(squared_distances(queries, points), LOCAL_SHARPNESS * gamma, len(points))
 
 
 def in_space(spec, labels, queries, n, fit_models, shrinkage):

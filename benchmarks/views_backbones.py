@@ -133,10 +133,9 @@ def main() -> None:
                     )
                 )
         if arch == "lite0":  # several views of the one upload scored as one requirement
+            w = whitening(ScatterStatistics.of([spec[labels == m] for m in range(n)]), 1.0)
             for combo in (["centre", "flip"], ["centre", "full", "flip"], ["centre", "input-192"]):
                 d = {}
-                stats_ = ScatterStatistics.of([spec[labels == m] for m in range(n)])
-                w = whitening(stats_, 1.0)
                 for space, mat in (("identity", None), ("whiten", w)):
                     z = spec if mat is None else spec @ mat
                     dists = [

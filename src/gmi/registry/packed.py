@@ -83,6 +83,11 @@ SPACE_POINT_FILES = {
 }
 
 
+def _point_files(space: FittedSpace | None) -> dict:
+    """The per-point files of a generation: the space's projected rows too when it has one."""
+    return {**POINT_FILES, **(SPACE_POINT_FILES if space is not None else {})}
+
+
 def read_space(root: Path) -> FittedSpace | None:
     """The learned space of a generation directory, or None (points as encoded)."""
     path = root / SPACE_FILE
@@ -567,8 +572,7 @@ class _Appender:
         )
         if self.space is not None:
             rows.update(_space_rows(self.space, rows["points"]))
-        point_files = {**POINT_FILES, **(SPACE_POINT_FILES if self.space is not None else {})}
-        for key, (dtype, _) in point_files.items():
+        for key, (dtype, _) in _point_files(self.space).items():
             path = _file(self.root, key, dtype)
             _write_rows(path, self.point_end, rows[key].astype(dtype), self.files)
         for key, (dtype, _) in PAIR_FILES.items():
@@ -719,9 +723,8 @@ def _slot_arrays(
     pair_rows = np.concatenate([np.arange(r[5], r[5] + r[6]) for r in rows] or [[]]).astype(int)
     taken = {}
     space = read_space(root)
-    point_files = {**POINT_FILES, **(SPACE_POINT_FILES if space is not None else {})}
     for files, end, picked in (
-        (point_files, point_end, point_rows),
+        (_point_files(space), point_end, point_rows),
         (PAIR_FILES, pair_end, pair_rows),
     ):
         for key, (dtype, w) in files.items():
