@@ -21,6 +21,7 @@ from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import GmiError
 from gmi.registry.store import default_home
+from gmi.search.searchers import SEARCHER_NAMES
 from gmi.spec.scoring import SCORINGS
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         combine=args.combine,
         scoring=args.scoring or base.get("scoring"),
         space=args.space or base.get("space"),
+        searcher=args.searcher,
     )
     settings = hub.init()
     print(f"registry {hub.home}")
@@ -113,6 +115,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         together=args.together,
         interrogator=args.interrogator,
         prompt=args.prompt,
+        exact=args.exact,
     )
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=2))
@@ -262,6 +265,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.consistent else 1
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    status = _hub(args).search_index(rebuild=args.index_command == "rebuild")
+    if args.json:
+        print(json.dumps(status, indent=1))
+        return 0
+    for key, value in status.items():
+        print(f"{key}: {value}")
+    return 1 if status.get("problems") else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -349,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where spec points and queries are compared: whiten (default) = a space the hub "
         "learns from its own images, refitted as it grows; identity = as encoded",
     )
+    p.add_argument(
+        "--searcher",
+        choices=SEARCHER_NAMES,
+        help="how models are found for a query: exact (default) scores every model; ann "
+        "shortlists them from a FAISS index kept beside the registry (hubs of 10^5+ models)",
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("submit", help="add a model from its generated images")
@@ -411,6 +430,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the prompt you will use, if you know it: replaces the "
         "interrogated one and tells apart models that differ only in how they "
         "follow prompts",
+    )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="score every model, even when the registry's searcher shortlists (a reference)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_identify)
@@ -511,6 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("index", help="the searcher and its index: status, rebuild")
+    p.add_argument("index_command", choices=("status", "rebuild"), metavar="status|rebuild")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("serve", help="run the HTTP API and web page")
     p.add_argument("--host", default="127.0.0.1")

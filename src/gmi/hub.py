@@ -49,7 +49,7 @@ from gmi.registry.store import (
     validate_name,
 )
 from gmi.search import ranking
-from gmi.search.searchers import load_searcher
+from gmi.search.searchers import EXACT, Searcher, load_searcher
 from gmi.search.weights import PointWeights
 from gmi.settings import HubSettings
 from gmi.spec.calibration import Calibration
@@ -116,6 +116,8 @@ class Identification:
     close_match: bool = False
     embedded: list[Embedded] = field(default_factory=list)  # one per image
     warnings: list[str] = field(default_factory=list)
+    # how the candidates were found (gmi.search.ranking's report): searcher, certified, ...
+    search: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The `gmi identify --json` contract (docs/identify-output.md)."""
@@ -130,6 +132,8 @@ class Identification:
             entry["embedded"] = found[0] if single else found
         if self.warnings:
             entry["warnings"] = list(self.warnings)
+        if self.search.get("searcher", "exact") != "exact":
+            entry["search"] = dict(self.search)
         return entry
 
 
@@ -173,6 +177,7 @@ class Hub:
         augment: str | None = None,
         scoring: str | None = None,
         space: str | None = None,
+        searcher: str | None = None,
         device: str = "auto",
         backend: str = "auto",
         store: Store | None = None,
@@ -190,6 +195,7 @@ class Hub:
             "augment": augment,
             "scoring": scoring,
             "space": space,
+            "searcher": searcher,
         }
         if backend not in ranking.BACKENDS:
             raise InvalidInputError(f"backend must be one of {', '.join(ranking.BACKENDS)}")
@@ -470,6 +476,7 @@ class Hub:
         interrogator: str | None = None,
         prompt: str | None = None,
         features: np.ndarray | None = None,
+        exact: bool = False,
     ) -> list[Identification]:
         """Rank all models for each image (or for all images as one requirement).
 
@@ -484,6 +491,10 @@ class Hub:
         pictures for different prompts (the paper's Example B.1), which no image-only method
         can. An embedded checkpoint hash that a registered model carries puts that model
         first, marked exact_match.
+
+        exact: score every model, whatever the registry's searcher (`gmi identify --exact`);
+        otherwise an approximate searcher shortlists and the top `top` is certified where the
+        scoring rule allows (gmi.search.ranking).
         """
         if not images:
             raise InvalidInputError("give at least one image to identify")
@@ -525,6 +536,9 @@ class Hub:
         groups = [list(range(len(decoded)))] if together else [[i] for i in range(len(decoded))]
         if settings.combine == "joint" and settings.scoring == "rkme":
             weights = weights.per_group(groups)
+        exact_hashes = self._exact_matches(embedded)
+        hashed = {n for names in exact_hashes.values() for n in names if n in index.position}
+        search: dict[str, Any] = {}
         distances = ranking.distances(
             index.arrays,
             features,
@@ -534,15 +548,32 @@ class Hub:
             combine=settings.combine,
             backend=self.backend,
             device=self.compute_device,
-            searcher=load_searcher(settings.searcher),
+            searcher=EXACT if exact else self._searcher(settings),
+            k=top + len(hashed),
+            report=search,
         )
+        unscored = np.array(
+            [index.position[n] for n in sorted(hashed)], dtype=np.int64
+        )  # a model the image names by its checkpoint hash is always scored
+        unscored = unscored[~np.isfinite(distances[:, unscored]).all(axis=0)]
+        if unscored.size:
+            distances[:, unscored] = ranking.distances_of(
+                index.arrays,
+                unscored,
+                features,
+                weights,
+                groups,
+                scoring=settings.scoring,
+                combine=settings.combine,
+                backend=self.backend,
+            )
         t3 = time.perf_counter()
 
         timings = {"encode_s": t1 - t0, "interrogate_s": t2 - t1, "score_s": t3 - t2}
         calibration = index.learned.get("calibration")
         if not isinstance(calibration, Calibration):
             raise CorruptSpecError(f"{self.home}: the hub's calibration is missing")
-        exact = self._exact_matches(embedded)
+        exact = exact_hashes
         skipped = [
             f"model {name!r}: {why}; left out of the ranking (see gmi check)"
             for name, why in index.skipped.items()
@@ -587,6 +618,7 @@ class Hub:
                     close_match=any(m.close_match for m in matches),
                     embedded=[embedded[i] for i in group],
                     warnings=[w for i in group for w in embedded[i].warnings] + skipped,
+                    search=search,
                 )
             )
         return out
@@ -639,6 +671,43 @@ class Hub:
                 kinds[i] = "visual"
             text_visuals = index.text_visuals
         return PointWeights(kinds, prompts, visuals, text_visuals, tau=settings.tau)
+
+    def search_index(self, *, rebuild: bool = False) -> dict[str, Any]:
+        """Which searcher the registry uses and the state of its index (`gmi index`);
+        rebuild=True rebuilds the approximate searcher's index and saves it."""
+        settings = self.settings()
+        arrays = self.index().arrays
+        out: dict[str, Any] = {
+            "searcher": settings.searcher,
+            "models": int(arrays.live_slots.size),
+            "points": len(arrays.points),
+            "dim": arrays.dim,
+        }
+        if settings.searcher == "ann":
+            from gmi.search import ann
+
+            if rebuild:
+                started = time.perf_counter()
+                built = ann.ANN.rebuild(arrays)
+                out["rebuilt_s"] = round(time.perf_counter() - started, 3)
+            else:
+                built = ann.ANN.index_for(arrays)
+            out.update(
+                index=built.kind,
+                indexed_rows=built.rows,
+                saved_rows=built.saved_rows,
+                files=[str(f[0]) for f in ann.stored_files(self.home)],
+                problems=ann.check_index(arrays),
+            )
+        elif rebuild:
+            raise InvalidInputError(
+                f"registry {self.home} uses the exact searcher: there is no index to rebuild"
+            )
+        return out
+
+    def _searcher(self, settings: HubSettings) -> Searcher:
+        """The registry's searcher (`gmi init --searcher`)."""
+        return load_searcher(settings.searcher)
 
     def _exact_matches(self, embedded: list[Embedded]) -> dict[int, list[str]]:
         """Per image index: registered models carrying the checkpoint hash it embeds."""

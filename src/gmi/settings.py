@@ -14,7 +14,7 @@ from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import InvalidInputError
 from gmi.interrogators import DEFAULT_INTERROGATOR
-from gmi.search.searchers import SEARCHERS
+from gmi.search.searchers import SEARCHER_NAMES
 from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU, SCORINGS
 from gmi.spec.space import DEFAULT_SPACE, SPACES
 
@@ -41,7 +41,7 @@ class HubSettings:
             ("augment", AUGMENTS),
             ("scoring", SCORINGS),
             ("combine", COMBINES),
-            ("searcher", tuple(SEARCHERS)),
+            ("searcher", SEARCHER_NAMES),
             ("space", SPACES),
         ):
             if getattr(self, key) not in valid:

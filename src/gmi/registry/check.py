@@ -118,6 +118,8 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
     report.orphans = [str(p.relative_to(registry.home)) for p in registry.orphans()]
     packed_problems = _packed_problems(registry, settings)
     report.problems += packed_problems
+    index_problems = [] if packed_problems else _search_index_problems(registry, settings)
+    report.problems += index_problems
     if not repair:
         return report
     fixed: set[str] = set()
@@ -158,7 +160,31 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
             sync(registry, HubSettings.from_strings(registry.settings()), force_full=True)
             report.repaired.append("rebuilt the packed index")
         report.problems = [p for p in report.problems if not p.startswith("packed index:")]
+    if index_problems or (packed_problems and settings.get("searcher") == "ann"):
+        _rebuild_search_index(registry, settings)
+        report.repaired.append("rebuilt the ann index")
+        report.problems = [p for p in report.problems if not p.startswith("ann index:")]
     return report
+
+
+def _search_index_problems(registry: Registry, settings: dict[str, str]) -> list[str]:
+    """What is wrong with the approximate searcher's stored index (none for `exact`)."""
+    if settings.get("searcher") != "ann" or "image_dim" not in settings:
+        return []
+    if not registry.list_names(limit=1):
+        return []
+    from gmi.search.ann import check_index
+    from gmi.settings import HubSettings
+
+    return check_index(registry.open_index(HubSettings.from_strings(settings)).arrays)
+
+
+def _rebuild_search_index(registry: Registry, settings: dict[str, str]) -> None:
+    from gmi.search.ann import ANN
+    from gmi.settings import HubSettings
+
+    if registry.list_names(limit=1):
+        ANN.rebuild(registry.open_index(HubSettings.from_strings(registry.settings())).arrays)
 
 
 def _packed_problems(registry: Registry, settings: dict[str, str]) -> list[str]:

@@ -234,6 +234,7 @@ def open_arrays(home: Path, db: sqlite3.Connection, state: PackedState, dims: tu
         prompts=prompts,
         pair_offsets=pair_offsets.astype(np.int64),
         texts=texts,
+        origin=(str(home), state.generation),
         **_with_space({"gamma": _gamma(db), **mapped}, space),
     )
     return arrays, problems
@@ -858,7 +859,7 @@ def _raw_points(arrays: PackedArrays, root: Path) -> PackedArrays:
     point_end = int(arrays.point_offsets[-1]) if arrays.n_slots else 0
     points = _map(_file(root, "points", np.float32), np.float32, point_end, arrays.dim)
     norms = _map(_file(root, "sq_norms", np.float32), np.float32, point_end, None)
-    return replace(arrays, points=points, sq_norms=norms, space=None, device_copies={})
+    return replace(arrays, points=points, sq_norms=norms, space=None, device_copies={}, origin=None)
 
 
 def _set_state(db: sqlite3.Connection, **values: object) -> None:

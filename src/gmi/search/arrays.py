@@ -47,6 +47,11 @@ class PackedArrays:
     # what is derived from these (immutable) arrays and kept with them: copies on compute
     # devices (gmi.search.backends.torch_backend), Gram blocks (gmi.search.rules)
     device_copies: dict = field(default_factory=dict, compare=False, repr=False)
+    # where the arrays live: (registry home, packed generation) for a registry's memory maps,
+    # None in memory. A generation's committed rows never change (append-only, a new
+    # generation on compaction), so (home, generation, rows) names their contents: what an
+    # approximate searcher keys its index by (gmi.search.ann)
+    origin: tuple[str, str] | None = None
 
     @classmethod
     def from_specs(cls, names: Sequence[str], specs: Sequence[Specification]) -> PackedArrays:
@@ -68,12 +73,44 @@ class PackedArrays:
             gamma=fitted.gamma,
             space=fitted.matrix,
             device_copies={},
+            origin=None,  # other rows than the registry's: no index of its may answer for them
         )
 
     def to_space(self, features: np.ndarray) -> np.ndarray:
         """Query features [n, d] as encoded -> where the points live."""
         features = np.asarray(features, dtype=np.float32)
         return features if self.space is None else project(features, self.space)
+
+    def subset(self, slots: np.ndarray) -> PackedArrays:
+        """The point rows of `slots` only, as arrays of their own (slot i here = slots[i]):
+        what the exact scorer reads for a searcher's shortlist. Prompt and text tables are
+        shared; pair rows are left out (scoring does not read them)."""
+        slots = np.asarray(slots, dtype=np.int64)
+        starts, counts = self.point_offsets[slots], self.point_counts[slots]
+        rows = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(
+            int(counts.sum())
+        )
+
+        def take(values: np.ndarray) -> np.ndarray:
+            return np.asarray(values[rows]) if rows.size else np.asarray(values[:0])
+
+        return replace(
+            self,
+            names=[self.names[s] for s in slots],
+            alive=np.asarray(self.alive)[slots],
+            point_offsets=np.r_[0, np.cumsum(counts)].astype(np.int64),
+            points=take(self.points),
+            sq_norms=take(self.sq_norms),
+            beta=take(self.beta),
+            point_prompt=take(self.point_prompt),
+            point_text=take(self.point_text),
+            pair_offsets=np.zeros(len(slots) + 1, np.int64),
+            pair_features=np.zeros((0, self.dim), np.float32),
+            pair_prompt=np.zeros(0, np.int32),
+            pair_text=np.zeros(0, np.int32),
+            device_copies={},
+            origin=None,
+        )
 
     # -- shapes --------------------------------------------------------------------------
     @property

@@ -53,6 +53,10 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+INITIAL_POINTS = 1024  # nearest points asked of an approximate searcher at first, per image
+MAX_POINTS = 16_384  # beyond this many, an uncertified shortlist falls back to the exact scan
+
+
 def distances(
     arrays: PackedArrays,
     features: np.ndarray,
@@ -64,23 +68,51 @@ def distances(
     backend: str = "auto",
     device: str = "auto",
     searcher: Searcher = EXACT,
+    k: int = 10,
+    report: dict | None = None,
 ) -> np.ndarray:
     """Distances [G, S] of each requirement (group of query images) to every slot; +inf for
-    slots that are dead, skipped or not among the searcher's candidates. `features` are as
-    the encoder gave them: projected here when the hub has a learned space."""
+    slots that are dead, skipped or not shortlisted. `features` are as the encoder gave them:
+    projected here when the hub has a learned space.
+
+    With an approximate searcher only the shortlisted models are scored, and for the local
+    rule the top `k` is certified (METHOD.md section 9): a model none of whose points is among
+    image i's N nearest has d >= s*gamma*R_i^2, so a group's k-th best shortlisted distance at
+    or below s*gamma*mean(R_i^2) cannot be beaten by any unlisted model. Not certified: N is
+    quadrupled, up to MAX_POINTS, then every live model is scored. `report` (a dict) receives
+    how it went: searcher, points asked, rounds, certified, candidates."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}")
     rule = scoring_rule(scoring)
     features = arrays.to_space(features)  # the points' space (a no-op without a learned one)
+    info = report if report is not None else {}
+    info.update(searcher=searcher.name, rounds=0, certified=None)
+    n = INITIAL_POINTS
+    while searcher is not EXACT:
+        found = searcher.shortlist(arrays, features, n)
+        if found is None:
+            break
+        info.update(rounds=info["rounds"] + 1, points=n, candidates=int(found.slots.size))
+        local = rule.name == "local" and combine in ("mean", "joint")
+        out = _rerank(arrays, found, features, weights, groups, rule, combine, backend, k, local)
+        info["scored"] = int(np.isfinite(out).any(axis=0).sum())
+        if not local:
+            info["certified"] = found.exhaustive  # a heuristic shortlist for the RKME
+            return out
+        if found.exhaustive or _certified(out, found.radius2, groups, rule, arrays, k):
+            info["certified"] = True
+            return out
+        if n >= MAX_POINTS:
+            info["fallback"] = "exact scan"
+            break
+        n *= 4
+    if searcher is not EXACT:
+        info["certified"] = True  # the exact scan below
     out = np.full((len(groups), arrays.n_slots), np.inf)
-    candidates = searcher.candidates(arrays, features)
-    live = (
-        arrays.live_slots if candidates is None else np.intersect1d(candidates, arrays.live_slots)
-    )
+    live = arrays.live_slots
     if live.size == 0:
         return out
-    fast = rule.has_fast and backend != "reference" and combine in ("mean", "joint")
-    if fast:
+    if rule.has_fast and backend != "reference" and combine in ("mean", "joint"):
         where = resolve_device(device)
         use_torch = backend == "torch" or (backend == "auto" and where == "cuda")
         lo, hi = int(live.min()), int(live.max()) + 1
@@ -96,6 +128,89 @@ def distances(
         return out
     out[:, live] = rule.reference(arrays, live, features, weights, groups, combine)
     return out
+
+
+def distances_of(
+    arrays: PackedArrays,
+    slots: np.ndarray,
+    features: np.ndarray,
+    weights: PointWeights,
+    groups: Sequence[Sequence[int]],
+    *,
+    scoring: str = "local",
+    combine: str = "mean",
+    backend: str = "auto",
+) -> np.ndarray:
+    """Distances [G, len(slots)] of the given slots only (e.g. models an image names)."""
+    rule = scoring_rule(scoring)
+    sub = arrays.subset(np.asarray(slots, dtype=np.int64))
+    return _score(sub, arrays.to_space(features), weights, groups, rule, combine, backend)
+
+
+def _score(sub, features, weights, groups, rule, combine, backend) -> np.ndarray:
+    """Distances [G, slots of `sub`] (a shortlist's own arrays), on the CPU."""
+    every = np.arange(sub.n_slots)
+    if rule.has_fast and backend != "reference" and combine in ("mean", "joint"):
+        per_image = local_numpy(sub, (0, sub.n_slots), features, weights, rule.sharpness)
+        return np.stack([per_image[list(group)].mean(axis=0) for group in groups])
+    return rule.reference(sub, every, features, weights, groups, combine)
+
+
+def _rerank(arrays, found, features, weights, groups, rule, combine, backend, k, local):
+    """Exact distances [G, S] of the shortlisted slots that can still reach a top k.
+
+    For the local rule a candidate's distance is at least s*gamma*(its nearest found point's
+    squared distance), averaged over a group's images: candidates are scored in order of that
+    bound, a batch at a time, until every remaining candidate's bound exceeds each group's
+    k-th best distance so far (those are left unscored, +inf: they cannot enter the top k).
+    Other rules score every candidate."""
+    out = np.full((len(groups), arrays.n_slots), np.inf)
+    if found.slots.size == 0:
+        return out
+    if not local:
+        sub = arrays.subset(found.slots)
+        out[:, found.slots] = _score(sub, features, weights, groups, rule, combine, backend)
+        return out
+    scale = rule.sharpness * arrays.gamma
+    bound = np.stack([scale * found.nearest2[list(g)].mean(axis=0) for g in groups])  # [G, C]
+    order = np.argsort(bound.min(axis=0), kind="stable")
+    batch = max(8 * k, 64)  # most shortlists need one batch; later batches double
+    done = 0
+    while done < order.size:
+        chosen = order[done : done + batch]
+        done += chosen.size
+        batch *= 2
+        slots = found.slots[chosen]
+        out[:, slots] = _score(
+            arrays.subset(slots), features, weights, groups, rule, combine, backend
+        )
+        kth = np.array([_kth(row, k) for row in out])  # [G], inf while fewer than k scored
+        rest = order[done:]
+        if rest.size == 0 or not (bound[:, rest] <= kth[:, None]).any():
+            break
+        # only what can still beat some group's k-th best is worth scoring
+        order = np.r_[order[:done], rest[(bound[:, rest] <= kth[:, None]).any(axis=0)]]
+    return out
+
+
+def _kth(row: np.ndarray, k: int) -> float:
+    finite = row[np.isfinite(row)]
+    return float(np.partition(finite, k - 1)[k - 1]) if finite.size >= k else np.inf
+
+
+def _certified(out, radius2, groups, rule, arrays, k) -> bool:
+    """Whether every group's top k among the shortlisted models is the hub's top k."""
+    scale = rule.sharpness * arrays.gamma
+    for g, group in enumerate(groups):
+        bound = scale * float(np.mean(radius2[list(group)]))
+        row = out[g][np.isfinite(out[g])]
+        want = min(k, arrays.live_slots.size)
+        if row.size < want:
+            return False
+        kth = np.partition(row, want - 1)[want - 1]
+        if not kth <= bound * (1.0 - 1e-6):  # float32 scoring: a hair of margin
+            return False
+    return True
 
 
 def top_k(row: np.ndarray, k: int) -> np.ndarray:

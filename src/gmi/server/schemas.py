@@ -62,6 +62,22 @@ class EmbeddedOut(BaseModel):
     model: str | None = None
 
 
+class SearchOut(BaseModel):
+    """How an approximate searcher found the models that were scored exactly."""
+
+    searcher: str
+    certified: bool | None = Field(
+        default=None,
+        description="true: the listed top is provably the exact ranking's, given the index's "
+        "nearest points (METHOD.md section 9); false: a heuristic shortlist",
+    )
+    rounds: int = Field(ge=0, description="shortlists asked for (each 4x the points)")
+    points: int | None = Field(default=None, description="nearest points asked for, last round")
+    candidates: int | None = Field(default=None, description="models in the last shortlist")
+    scored: int | None = Field(default=None, description="models scored exactly, last round")
+    fallback: str | None = Field(default=None, description="'exact scan' when not certified")
+
+
 class IdentifyOut(BaseModel):
     """One requirement's ranking (one image, or all images with together=true)."""
 
@@ -72,6 +88,9 @@ class IdentifyOut(BaseModel):
     results: list[MatchOut]
     embedded: EmbeddedOut | list[EmbeddedOut | None] | None = None
     warnings: list[str] = Field(default_factory=list)
+    search: SearchOut | None = Field(
+        default=None, description="how the candidates were found (registries with a shortlist)"
+    )
 
 
 class ModelOut(BaseModel):

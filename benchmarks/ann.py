@@ -1,0 +1,228 @@
+"""Two-stage identification at hub scale: an ANN shortlist over every spec point, then the
+exact local rule on the shortlisted models only (gmi.search.ranking, searcher `ann`).
+
+    .venv/bin/python benchmarks/ann.py --models N [--searcher ann|milvus] [--images K]
+        [--queries Q] [--nprobe P ...] [--json]
+
+The synthetic hub is scale.py's (real zoo features: model i = zoo model i mod 32 shifted by its
+own random style offset, plus per-image noise; its queries are real held-out uploads of that
+zoo model with the same offset), built here straight into packed arrays in memory (no
+registry: this measures the search, scale.py measures the registry). Prompt weights come from
+the queries' own prompts, as the interrogator would give them.
+
+For each query (one at a time): the searcher's shortlist, the exact rerank and the top-10
+(`p50_ms`, `p95_ms` include all three); `recall_at_10` = overlap with the exact ranking's top
+10 (all models scored, float32, same weights); `certified` = share of queries whose top 10 the
+shortlist certificate proved (METHOD.md section 9; exact for an exact FAISS scan, and "up to
+the index's recall" for an inverted file); `build_s` and `index_mb` of the index; `rss_mb`;
+`exact_p50_ms` the exact scan of every model one query at a time (20 queries),
+`exact_batch32_ms` per query in batches of 32.
+Prints ONE JSON object per --nprobe value with --json (one object when one value is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scale import ZOO_IMAGES, Synthetic, _rss_mb, zoo_features
+
+from gmi.search import ann, ranking
+from gmi.search.arrays import PackedArrays
+from gmi.search.weights import PointWeights
+from gmi.settings import HubSettings
+from gmi.spec.kernels import default_gamma
+
+DEFAULT_ENCODER = "offline:style+palette"
+
+
+def synthetic_arrays(synthetic: Synthetic, n: int, images: int, gamma: float) -> PackedArrays:
+    """n synthetic models of `images` points each (one point per image, beta uniform), built
+    vectorised in chunks: the same distribution as scale.py's models."""
+    zoo = synthetic.zoo
+    d = synthetic.dim
+    points = np.empty((n * images, d), np.float32)
+    point_prompt = np.empty(n * images, np.int32)
+    rng = np.random.default_rng([synthetic.seed, 42])
+    chunk = 4096
+    for s in range(0, n, chunk):
+        e = min(s + chunk, n)
+        ids = np.arange(s, e)
+        base = ids % synthetic.n_zoo
+        rows = rng.integers(0, ZOO_IMAGES, size=(e - s, images))
+        offsets = np.stack([synthetic._offset(int(i)) for i in ids])
+        noise = rng.normal(size=(e - s, images, d)) * synthetic.noise
+        block = zoo["spec"][base[:, None], rows] + offsets[:, None, :] + noise
+        points[s * images : e * images] = block.reshape(-1, d)
+        point_prompt[s * images : e * images] = (base[:, None] * ZOO_IMAGES + rows).ravel()
+    prompts = zoo["prompts"].reshape(-1, zoo["prompts"].shape[-1]).astype(np.float32)
+    prompts /= np.linalg.norm(prompts, axis=1, keepdims=True)
+    return PackedArrays(
+        names=[f"synthetic/m{i:07d}" for i in range(n)],
+        alive=np.ones(n, bool),
+        point_offsets=np.arange(0, n * images + 1, images, dtype=np.int64),
+        points=points,
+        sq_norms=np.einsum("pd,pd->p", points, points).astype(np.float32),
+        beta=np.full(n * images, 1.0 / images),
+        point_prompt=point_prompt,
+        point_text=np.full(n * images, -1, np.int32),
+        prompts=prompts,
+        pair_offsets=np.zeros(n + 1, np.int64),
+        pair_features=np.zeros((0, d), np.float32),
+        pair_prompt=np.zeros(0, np.int32),
+        pair_text=np.zeros(0, np.int32),
+        texts=[],
+        gamma=gamma,
+    )
+
+
+def exact_top10(arrays, features, prompts, tau, k=10, batch=32) -> list[np.ndarray]:
+    """The exact ranking's top 10 per query (all models, batches of queries per pass)."""
+    out = []
+    for s in range(0, len(features), batch):
+        rows = range(s, min(s + batch, len(features)))
+        weights = PointWeights.from_prompts(prompts[list(rows)], len(rows), tau)
+        d = ranking.distances(
+            arrays, features[list(rows)], weights, [[i] for i in range(len(rows))], device="cpu"
+        )
+        out += [ranking.top_k(row, k) for row in d]
+    return out
+
+
+def index_size_mb(built: ann.BuiltIndex) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "index.faiss"
+        ann.faiss_module().write_index(built.index, str(path))
+        return round(path.stat().st_size / 2**20, 1)
+
+
+def measure(args: argparse.Namespace) -> list[dict]:
+    cache = Path(args.cache).expanduser()
+    zoo = zoo_features(cache, args.encoder)
+    synthetic = Synthetic(zoo, args.images, args.encoder)
+    tau = HubSettings().tau
+    gamma = default_gamma(zoo["spec"][0])
+    t0 = time.perf_counter()
+    arrays = synthetic_arrays(synthetic, args.models, args.images, gamma)
+    made_s = time.perf_counter() - t0
+    rng = np.random.default_rng(1)
+    targets = rng.choice(args.models, args.queries, replace=args.queries > args.models)
+    pairs = [synthetic.query(int(i), j) for j, i in enumerate(targets)]
+    features = np.stack([f for f, _ in pairs]).astype(np.float32)
+    prompts = np.stack([p for _, p in pairs])
+    print(f"hub of {args.models} models built in {made_s:.0f}s; exact ranking...", file=sys.stderr)
+    t0 = time.perf_counter()
+    exact = exact_top10(arrays, features, prompts, tau)
+    exact_ms = 1000 * (time.perf_counter() - t0) / len(features)
+    single = []  # the exact scan one query at a time (what a query costs without the index)
+    for q in range(min(len(features), 20)):
+        t0 = time.perf_counter()
+        exact_top10(arrays, features[[q]], prompts[[q]], tau)
+        single.append(1000 * (time.perf_counter() - t0))
+
+    ann.PCA_DIM = args.pca
+    searcher = load(args)
+    t0 = time.perf_counter()
+    built = searcher.prepare(arrays)
+    build_s = time.perf_counter() - t0
+    size_mb = searcher.size_mb(built)
+    results = []
+    for nprobe in args.nprobe:
+        ann.NPROBE = nprobe
+        times, recall, certified, rounds, candidates = [], [], [], [], []
+        for q in range(len(features)):
+            weights = PointWeights.from_prompts(prompts[[q]], 1, tau)
+            report: dict = {}
+            t0 = time.perf_counter()
+            d = ranking.distances(
+                arrays, features[[q]], weights, [[0]], searcher=searcher, k=10, report=report
+            )
+            top = ranking.top_k(d[0], 10)
+            times.append(time.perf_counter() - t0)
+            recall.append(len(set(top.tolist()) & set(exact[q].tolist())) / 10)
+            certified.append(bool(report.get("certified")) and "fallback" not in report)
+            rounds.append(report.get("rounds", 0))
+            candidates.append(report.get("candidates", 0))
+        p50, p95 = np.percentile(np.array(times) * 1000, [50, 95])
+        results.append(
+            {
+                "models": args.models,
+                "searcher": args.searcher,
+                "images_per_model": args.images,
+                "points": len(arrays.points),
+                "dim": int(arrays.dim),
+                "index": built.kind if hasattr(built, "kind") else args.searcher,
+                "nprobe": nprobe,
+                "queries": len(features),
+                "p50_ms": round(float(p50), 2),
+                "p95_ms": round(float(p95), 2),
+                "recall_at_10": round(float(np.mean(recall)), 4),
+                "certified": round(float(np.mean(certified)), 3),
+                "mean_rounds": round(float(np.mean(rounds)), 2),
+                "mean_candidates": round(float(np.mean(candidates)), 1),
+                "exact_p50_ms": round(float(np.median(single)), 1),
+                "exact_batch32_ms": round(exact_ms, 1),
+                "build_s": round(build_s, 2),
+                "index_mb": size_mb,
+                "points_mb": round(arrays.points.nbytes / 2**20, 1),
+                "rss_mb": _rss_mb(),
+            }
+        )
+        print(json.dumps(results[-1]), file=sys.stderr)
+    return results
+
+
+class _Faiss:
+    """The embedded searcher, as the registry uses it (index kept on the arrays object)."""
+
+    def __init__(self) -> None:
+        self.searcher = ann.AnnSearcher()
+        self.name = "ann"
+
+    def prepare(self, arrays: PackedArrays):
+        return self.searcher.index_for(arrays)
+
+    def size_mb(self, built) -> float:
+        return index_size_mb(built)
+
+    def shortlist(self, arrays, features, n):
+        return self.searcher.shortlist(arrays, features, n)
+
+
+def load(args: argparse.Namespace):
+    if args.searcher == "ann":
+        return _Faiss()
+    from gmi.search.milvus import MilvusBench
+
+    return MilvusBench(args.milvus_uri or str(Path(tempfile.mkdtemp()) / "bench.db"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=int, required=True)
+    parser.add_argument("--searcher", choices=("ann", "milvus"), default="ann")
+    parser.add_argument("--milvus-uri", default=None)
+    parser.add_argument("--images", type=int, default=16, help="spec images (points) per model")
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[ann.NPROBE])
+    parser.add_argument("--pca", type=int, default=ann.PCA_DIM, help="index PCA dims (0: off)")
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER)
+    parser.add_argument("--cache", default=os.environ.get("GMI_SCALE_CACHE", "~/.cache/gmi/scale"))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = measure(args)
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results))
+    else:
+        for row in results:
+            print("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+if __name__ == "__main__":
+    main()

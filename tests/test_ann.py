@@ -1,0 +1,234 @@
+"""The approximate searcher (FAISS) behind the searcher seam: shortlist + exact rerank must give
+the exact ranking's top k, certified, for a sequence of distinct queries in one process; the
+index beside a registry follows submits and removals, and a stale or damaged one is detected
+and rebuilt, never used."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import run_gmi
+from gmi.search import ann, ranking
+from gmi.search.arrays import PackedArrays
+from gmi.search.weights import PointWeights
+from gmi.spec.specification import build_specification
+
+
+def clustered_arrays(models: int = 400, points: int = 8, dim: int = 24, seed: int = 0):
+    """Models as tight clouds around their own centres (families of 4 share a base)."""
+    rng = np.random.default_rng(seed)
+    bases = rng.normal(size=(models // 4, dim))
+    centres = np.repeat(bases, 4, axis=0) + 0.35 * rng.normal(size=(models, dim))
+    specs = []
+    for m in range(models):
+        z = (centres[m] + 0.25 * rng.normal(size=(points, dim))).astype(np.float32)
+        q = rng.normal(size=(points, 6)).astype(np.float32)
+        specs.append(
+            build_specification(z, q, [f"p{j}" for j in range(points)], encoder="t", gamma=0.5)
+        )
+    arrays = PackedArrays.from_specs([f"m{i}" for i in range(models)], specs)
+    return arrays, centres, rng
+
+
+def compare(arrays, features, groups, weights, k=10):
+    exact = ranking.distances(arrays, features, weights, groups, device="cpu")
+    report: dict = {}
+    approx = ranking.distances(
+        arrays, features, weights, groups, device="cpu", searcher=ann.ANN, k=k, report=report
+    )
+    assert report["searcher"] == "ann" and report["certified"] is True
+    for g in range(len(groups)):
+        want, got = ranking.top_k(exact[g], k), ranking.top_k(approx[g], k)
+        assert want.tolist() == got.tolist()
+        np.testing.assert_allclose(approx[g, got], exact[g, want], rtol=1e-5)
+    return report
+
+
+@pytest.mark.parametrize("index", ["flat", "ivf", "pca+ivf"])
+def test_shortlist_gives_the_exact_top_k_for_each_of_many_queries(monkeypatch, index):
+    arrays, centres, rng = clustered_arrays()
+    if index != "flat":  # an inverted file probed in full: exact neighbours, the IVF code path
+        monkeypatch.setattr(ann, "FLAT_MAX_ROWS", 100)
+        monkeypatch.setattr(ann, "NPROBE", 10**6)
+    if index == "pca+ivf":  # projected distances are lower bounds: still certified
+        monkeypatch.setattr(ann, "PCA_DIM", 8)
+    monkeypatch.setattr(ranking, "INITIAL_POINTS", 16)  # small: several rounds get exercised
+    targets = rng.choice(len(centres), 12, replace=False)
+    features = (centres[targets] + 0.25 * rng.normal(size=(12, centres.shape[1]))).astype(
+        np.float32
+    )
+    rounds = []
+    for q in range(12):  # one warm process, distinct queries one after another
+        prompts = rng.normal(size=(1, 6)).astype(np.float32)
+        weights = PointWeights.from_prompts(prompts, 1, 0.1)
+        rounds.append(compare(arrays, features[[q]], [[0]], weights)["rounds"])
+    assert max(rounds) > 1  # a shortlist too small to certify was widened
+    built = arrays.device_copies["ann"]
+    assert built.kind.startswith({"flat": "flat", "ivf": "ivf", "pca+ivf": "pca8,ivf"}[index])
+    # several images as one requirement, and several requirements at once
+    compare(arrays, features[:6], [[0, 1, 2], [3, 4, 5]], PointWeights.uniform(6))
+
+
+def test_rkme_shortlist_is_reported_as_heuristic():
+    arrays, centres, _ = clustered_arrays(models=40)
+    features = centres[:2].astype(np.float32)
+    report: dict = {}
+    ranking.distances(
+        arrays,
+        features,
+        PointWeights.uniform(2),
+        [[0], [1]],
+        scoring="rkme",
+        searcher=ann.ANN,
+        report=report,
+    )
+    assert report["certified"] is False or report["candidates"] == 40
+
+
+def test_dead_slots_and_rows_beyond_a_snapshot_are_never_candidates():
+    arrays, centres, _ = clustered_arrays(models=40)
+    target = 7
+    alive = np.ones(40, bool)
+    alive[target] = False
+    dead = dataclasses.replace(arrays, alive=alive, device_copies={})
+    found = ann.ANN.shortlist(dead, centres[[target]].astype(np.float32), 64)
+    assert target not in found.slots and found.slots.size > 0
+    d = ranking.distances(
+        dead, centres[[target]].astype(np.float32), PointWeights.uniform(1), [[0]], searcher=ann.ANN
+    )
+    assert not np.isfinite(d[0, target])
+
+
+# -- beside a registry -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ann_home(tmp_path_factory, submissions):
+    from conftest import SMALL_ZOO, build_hub
+    from gmi.hub import Hub
+
+    home = tmp_path_factory.mktemp("ann") / "hub"
+    Hub(home, searcher="ann").init()
+    return build_hub(home, submissions, names=SMALL_ZOO[:3])
+
+
+def ranking_of(results):
+    return [[m.model for m in r.results] for r in results]
+
+
+def test_registry_ann_matches_exact_and_follows_submit_and_remove(
+    ann_home, submissions, query_images, tmp_path
+):
+    import shutil
+
+    from gmi.hub import Hub
+
+    home = tmp_path / "hub"
+    shutil.copytree(ann_home, home)
+    hub = Hub(home)
+    assert hub.settings().searcher == "ann"
+    queries = [query_images[m] for m in ("flat-base", "ink-base", "photo-base", "neon-base")]
+    ann.ANN.events.clear()
+    got = hub.identify(queries, top=3)
+    assert ranking_of(got) == ranking_of(hub.identify(queries, top=3, exact=True))
+    assert all(r.search["certified"] for r in got)
+    assert ann.ANN.events == ["rebuilt: index missing"]  # first query built and saved it
+    assert len(ann.stored_files(home)) == 1
+    assert [r.to_json()["search"]["searcher"] for r in got] == ["ann"] * 4
+
+    # a submit in the same process: the new model's rows join the index, no rebuild
+    hub.submit_folder("neon-base", submissions["neon-base"], progress=False)
+    got = hub.identify([query_images["neon-base"]], top=4)
+    assert got[0].results[0].model == "neon-base"
+    assert ann.ANN.events == ["rebuilt: index missing"]
+    # a removal: a tombstone, never a candidate
+    hub.remove("ink-base")
+    got = hub.identify(queries, top=3)
+    assert "ink-base" not in {m for r in ranking_of(got) for m in r}
+    assert ranking_of(got) == ranking_of(hub.identify(queries, top=3, exact=True))
+
+    # another process opens the saved index (or rebuilds it if it moved on), same answers
+    script = (
+        "import sys, json; from gmi.hub import Hub; from gmi.search import ann\n"
+        "r = Hub(sys.argv[1]).identify(sys.argv[2:], top=3)\n"
+        "print(json.dumps([[m.model for m in x.results] for x in r] + [ann.ANN.events]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(home), *map(str, queries)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    *rankings, events = json.loads(out.stdout)
+    assert rankings == ranking_of(got)
+    assert events in (["loaded"], ["rebuilt: index missing"])
+
+
+def test_stale_or_damaged_index_is_detected_and_rebuilt(ann_home, query_images, tmp_path):
+    import shutil
+
+    from gmi.hub import Hub
+
+    home = tmp_path / "hub"
+    shutil.copytree(ann_home, home)
+    hub = Hub(home)
+    query = [query_images["photo-base"]]
+    want = ranking_of(hub.identify(query, top=3, exact=True))
+    hub.search_index(rebuild=True)
+    [(path, generation, _, _)] = ann.stored_files(home)
+
+    # damaged bytes: `gmi check` says so, a fresh process does not use it
+    path.write_bytes(b"not a faiss index")
+    check = run_gmi("check", home=home)
+    assert check.returncode == 1 and "ann index: unreadable" in check.stdout
+    fresh = ann.AnnSearcher()
+    built, why = ann.load(home, hub.index().arrays)
+    assert built is None and why.startswith("unreadable")
+    from gmi.registry.check import check_registry
+
+    repaired = check_registry(hub.registry(), repair=True)
+    assert repaired.consistent and "rebuilt the ann index" in repaired.repaired
+
+    # an index of other rows under this generation's name: its rows are not at their ids
+    [(path, *_)] = ann.stored_files(home)
+    other, _, _ = clustered_arrays(models=8, points=12, dim=hub.index().arrays.dim)
+    built = ann.build(other.points, generation)
+    path.unlink()
+    ann.save(home, built)
+    assert "not at their own ids" in ann.load(home, hub.index().arrays)[1]
+    fresh.index_for(hub.index().arrays)
+    assert fresh.events and fresh.events[0].startswith("rebuilt: index rows")
+    # an index of another generation: stale
+    for f, *_ in ann.stored_files(home):
+        f.rename(f.with_name("0123abcd-" + f.name.split("-", 1)[1]))
+    assert ann.load(home, hub.index().arrays)[1] == "of another generation (stale)"
+    assert ranking_of(Hub(home).identify(query, top=3)) == want
+
+
+def test_cli_init_searcher_identify_exact_and_index_commands(ann_home, tmp_path, query_images):
+    import shutil
+
+    created = run_gmi("init", "--searcher", "ann", home=tmp_path / "new")
+    assert created.returncode == 0 and "searcher: ann" in created.stdout
+    home = tmp_path / "hub"
+    shutil.copytree(ann_home, home)
+
+    def run(*args):
+        done = run_gmi(*args, home=home)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    image = str(query_images["ink-base"])
+    shortlisted = json.loads(run("identify", image, "--json"))[0]
+    exact = json.loads(run("identify", image, "--json", "--exact"))[0]
+    assert [m["model"] for m in shortlisted["results"]] == [m["model"] for m in exact["results"]]
+    assert shortlisted["search"]["certified"] is True and "search" not in exact
+    status = json.loads(run("index", "status", "--json"))
+    assert status["searcher"] == "ann" and status["index"] == "flat" and status["problems"] == []
+    assert json.loads(run("index", "rebuild", "--json"))["indexed_rows"] == status["points"]
+    bad = run_gmi("init", "--searcher", "milvusx", home=home)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
