@@ -43,6 +43,25 @@ def build_hub(home: Path, submissions: dict[str, Path], names=SMALL_ZOO[:3]) -> 
 
 
 @pytest.fixture(scope="session")
+def pristine_hub(tmp_path_factory: pytest.TempPathFactory, submissions) -> Path:
+    """The 3-model small-zoo hub, built ONCE per session and never touched: tests that need
+    such a hub take their own copy (hub_copy), which is much faster than submitting again."""
+    return build_hub(tmp_path_factory.mktemp("pristine") / "hub", submissions)
+
+
+def hub_copy(pristine: Path, dest: Path, **settings: str) -> Path:
+    """A private copy of a hub (search indexes left behind), its settings overwritten."""
+    import shutil
+
+    shutil.copytree(pristine, dest, ignore=shutil.ignore_patterns("milvus.db", "ann"))
+    if settings:
+        from gmi.registry.store import Registry
+
+        Registry(dest).set_settings(settings, overwrite=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
 def query_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One held-out JPEG upload per small-zoo model."""
     from gmi.zoo.export import query_upload

@@ -107,13 +107,10 @@ def test_dead_slots_and_rows_beyond_a_snapshot_are_never_candidates():
 
 # -- beside a registry -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def ann_home(tmp_path_factory, submissions):
-    from conftest import SMALL_ZOO, build_hub
-    from gmi.hub import Hub
+def ann_home(tmp_path_factory, pristine_hub):
+    from conftest import hub_copy
 
-    home = tmp_path_factory.mktemp("ann") / "hub"
-    Hub(home, searcher="ann").init()
-    return build_hub(home, submissions, names=SMALL_ZOO[:3])
+    return hub_copy(pristine_hub, tmp_path_factory.mktemp("ann") / "hub", searcher="ann")
 
 
 def ranking_of(results):

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from test_server import TOKEN, running_server
 
-from conftest import build_hub
+from conftest import hub_copy
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_PER_OPERATION = 12
 
 
 @pytest.fixture(scope="module")
-def small_hub(tmp_path_factory, submissions):
-    return build_hub(tmp_path_factory.mktemp("schema-hub"), submissions)
+def small_hub(tmp_path_factory, pristine_hub):
+    return hub_copy(pristine_hub, tmp_path_factory.mktemp("schema-hub") / "hub")
 
 
 def run_schemathesis(base: str, token: str | None) -> tuple[int, str]:

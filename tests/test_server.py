@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import SMALL_ZOO, build_hub, declared_png
+from conftest import SMALL_ZOO, declared_png, hub_copy
 
 TOKEN = "test-admin-token"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -63,8 +63,8 @@ def running_server(home: Path, token: str = TOKEN, extra_env: dict | None = None
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, submissions):
-    home = build_hub(tmp_path_factory.mktemp("served"), submissions)
+def server(tmp_path_factory, pristine_hub):
+    home = hub_copy(pristine_hub, tmp_path_factory.mktemp("served") / "hub")
     with running_server(home) as base:
         yield base
 

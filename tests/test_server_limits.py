@@ -19,14 +19,14 @@ import pytest
 from PIL import Image
 from test_server import running_server
 
-from conftest import build_hub
+from conftest import hub_copy
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, submissions):
+def served(tmp_path_factory, pristine_hub):
     from test_reliability_storage import mounted
 
-    home = build_hub(tmp_path_factory.mktemp("limits"), submissions)
+    home = hub_copy(pristine_hub, tmp_path_factory.mktemp("limits") / "hub")
     # The server's temp dir, where uploads spool, on its own tmpfs: Python's temporary files
     # are unnamed (O_TMPFILE), so only the filesystem's usage shows what they hold.
     with mounted("tmpfs", tmp_path_factory.mktemp("spool"), size="512m") as spool:

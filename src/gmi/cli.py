@@ -50,6 +50,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         scoring=args.scoring or base.get("scoring"),
         space=args.space or base.get("space"),
         searcher=args.searcher,
+        milvus_uri=args.milvus_uri,
     )
     settings = hub.init()
     print(f"registry {hub.home}")
@@ -366,7 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--searcher",
         choices=SEARCHER_NAMES,
         help="how models are found for a query: exact (default) scores every model; ann "
-        "shortlists them from a FAISS index kept beside the registry (hubs of 10^5+ models)",
+        "shortlists them from a FAISS index kept beside the registry (hubs of 10^5+ models); "
+        "milvus from a Milvus collection (--milvus-uri)",
+    )
+    p.add_argument(
+        "--milvus-uri",
+        help="for --searcher milvus: a .db file (Milvus Lite, default HOME/milvus.db) or "
+        "http://HOST:19530 (a Milvus server)",
     )
     p.set_defaults(func=cmd_init)
 

@@ -49,6 +49,13 @@ class StorageError(GmiError):
     exit_code = 7
 
 
+class SearchEngineError(GmiError):
+    """The registry's external vector database (Milvus) is unreachable or refused a request;
+    the message names its URI. Identification waits for it; nothing is half-written."""
+
+    exit_code = 8
+
+
 class UnknownPluginError(GmiError):
     """An encoder / interrogator / generator name that is not registered."""
 

@@ -178,6 +178,7 @@ class Hub:
         scoring: str | None = None,
         space: str | None = None,
         searcher: str | None = None,
+        milvus_uri: str | None = None,
         device: str = "auto",
         backend: str = "auto",
         store: Store | None = None,
@@ -196,6 +197,7 @@ class Hub:
             "scoring": scoring,
             "space": space,
             "searcher": searcher,
+            "milvus_uri": milvus_uri,
         }
         if backend not in ranking.BACKENDS:
             raise InvalidInputError(f"backend must be one of {', '.join(ranking.BACKENDS)}")
@@ -250,7 +252,21 @@ class Hub:
             settings.encoder, self.compute_device
         )  # fail on an unknown name before creating anything
         load_interrogator(settings.interrogator)
-        stored = self.registry(create=True).set_settings(settings.to_strings())
+        if settings.milvus_uri and settings.searcher != "milvus":
+            raise InvalidInputError("--milvus-uri is for --searcher milvus")
+        if settings.searcher == "milvus" and not settings.milvus_uri:
+            from gmi.search.milvus import default_uri
+
+            settings = settings.with_values(milvus_uri=default_uri(self.home))
+        lite = settings.searcher == "milvus" and not str(settings.milvus_uri).startswith(
+            ("http://", "https://", "tcp://")
+        )
+        if settings.searcher == "milvus" and not lite:  # reachable? before anything is made
+            self._searcher(settings).client()
+        registry = self.registry(create=True)
+        if lite:  # Milvus Lite's file may live in the registry's folder, made just now
+            self._searcher(settings).client()
+        stored = registry.set_settings(settings.to_strings())
         return HubSettings.from_strings(stored)
 
     @property
@@ -699,6 +715,18 @@ class Hub:
                 files=[str(f[0]) for f in ann.stored_files(self.home)],
                 problems=ann.check_index(arrays),
             )
+        elif settings.searcher == "milvus":
+            searcher = self._searcher(settings)
+            started = time.perf_counter()
+            rows = searcher.rebuild(arrays) if rebuild else searcher.sync(arrays)
+            if rebuild:
+                out["rebuilt_s"] = round(time.perf_counter() - started, 3)
+            out.update(
+                milvus_uri=searcher.uri,
+                collection=searcher.collection(arrays),
+                indexed_rows=rows,
+                problems=searcher.check(arrays),
+            )
         elif rebuild:
             raise InvalidInputError(
                 f"registry {self.home} uses the exact searcher: there is no index to rebuild"
@@ -707,7 +735,11 @@ class Hub:
 
     def _searcher(self, settings: HubSettings) -> Searcher:
         """The registry's searcher (`gmi init --searcher`)."""
-        return load_searcher(settings.searcher)
+        if settings.searcher == "milvus" and not settings.milvus_uri:
+            from gmi.search.milvus import default_uri
+
+            return load_searcher("milvus", default_uri(self.home))
+        return load_searcher(settings.searcher, settings.milvus_uri)
 
     def _exact_matches(self, embedded: list[Embedded]) -> dict[int, list[str]]:
         """Per image index: registered models carrying the checkpoint hash it embeds."""

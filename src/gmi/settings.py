@@ -30,6 +30,7 @@ class HubSettings:
     augment: str = DEFAULT_AUGMENT
     scoring: str = DEFAULT_SCORING
     searcher: str = "exact"
+    milvus_uri: str | None = None  # the milvus searcher's Milvus (a .db file = Milvus Lite)
     space: str = DEFAULT_SPACE  # registries made before the learned space stored "identity"
     n_points: int | None = None
     gamma: float | None = None
@@ -84,4 +85,13 @@ class HubSettings:
 
 _FLOAT = ("tau", "gamma")
 _INT = ("n_points", "image_dim", "prompt_dim")
-_TEXT = ("encoder", "interrogator", "combine", "augment", "scoring", "searcher", "space")
+_TEXT = (
+    "encoder",
+    "interrogator",
+    "combine",
+    "augment",
+    "scoring",
+    "searcher",
+    "space",
+    "milvus_uri",
+)

@@ -160,7 +160,7 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
             sync(registry, HubSettings.from_strings(registry.settings()), force_full=True)
             report.repaired.append("rebuilt the packed index")
         report.problems = [p for p in report.problems if not p.startswith("packed index:")]
-    if index_problems or (packed_problems and settings.get("searcher") == "ann"):
+    if index_problems and settings.get("searcher") == "ann":
         _rebuild_search_index(registry, settings)
         report.repaired.append("rebuilt the ann index")
         report.problems = [p for p in report.problems if not p.startswith("ann index:")]
@@ -168,15 +168,22 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
 
 
 def _search_index_problems(registry: Registry, settings: dict[str, str]) -> list[str]:
-    """What is wrong with the approximate searcher's stored index (none for `exact`)."""
-    if settings.get("searcher") != "ann" or "image_dim" not in settings:
+    """What is wrong with the approximate searcher's index (none for `exact`)."""
+    if settings.get("searcher") not in ("ann", "milvus") or "image_dim" not in settings:
         return []
     if not registry.list_names(limit=1):
         return []
-    from gmi.search.ann import check_index
     from gmi.settings import HubSettings
 
-    return check_index(registry.open_index(HubSettings.from_strings(settings)).arrays)
+    arrays = registry.open_index(HubSettings.from_strings(settings)).arrays
+    if settings["searcher"] == "milvus":
+        from gmi.search.milvus import default_uri, milvus_searcher
+
+        uri = settings.get("milvus_uri") or default_uri(registry.home)
+        return milvus_searcher(uri).check(arrays)
+    from gmi.search.ann import check_index
+
+    return check_index(arrays)
 
 
 def _rebuild_search_index(registry: Registry, settings: dict[str, str]) -> None:

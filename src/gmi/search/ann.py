@@ -38,11 +38,12 @@ from gmi.search.searchers import Shortlist
 
 ANN_DIR = "ann"
 FLAT_MAX_ROWS = 65_536  # up to here an exact FAISS scan; above, an inverted file
-NPROBE = 48  # inverted lists probed per query (chosen by benchmarks/ann.py: recall vs latency)
+NPROBE = 32  # inverted lists probed per query at least (benchmarks/ann.py: recall vs latency)
 # an inverted file may index the points' first PCA_DIM principal components (0: all of the
 # point): 4x smaller at 1056-d and still certifiable (projected distances are lower bounds),
 # but the looser radius needs more rounds (benchmarks/ann.py --pca; docs/scale.md)
 PCA_DIM = 0
+PROBE_FACTOR = 4.0  # probe lists holding about this many times the points asked for
 TRAIN_PER_LIST = 32  # k-means training points per inverted list
 RETRAIN_GROWTH = 4.0  # retrain the inverted file when the rows grew this much since training
 SAVE_GROWTH = 1.25  # rewrite the file when its rows grew by this factor since the last save
@@ -87,12 +88,24 @@ class BuiltIndex:
             self.index.add(np.ascontiguousarray(points[s:e], dtype=np.float32))
         self.rows = end
 
-    def search(self, features: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def probes(self, n: int) -> int:
+        """Inverted lists to probe for n neighbours: NPROBE, or enough lists to hold about
+        PROBE_FACTOR * n points (a wider shortlist must look further, not only keep more of
+        the same lists)."""
+        ivf = faiss_module().extract_index_ivf(self.index)
+        wanted = math.ceil(PROBE_FACTOR * n * ivf.nlist / max(self.rows, 1))
+        return min(max(NPROBE, wanted), ivf.nlist)
+
+    def search(self, features: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(squared distances, ids, exhaustive) of the n nearest indexed points per row;
+        exhaustive: every point was looked at and returned (an exact scan with n >= rows)."""
+        looked_at_all = True
         if self.trained_rows:
             ivf = faiss_module().extract_index_ivf(self.index)
-            ivf.nprobe = min(NPROBE, ivf.nlist)
+            ivf.nprobe = self.probes(n)
+            looked_at_all = ivf.nprobe >= ivf.nlist
         d2, ids = self.index.search(np.ascontiguousarray(features, dtype=np.float32), n)
-        return d2, ids
+        return d2, ids, looked_at_all and n >= self.rows
 
 
 def build(points: np.ndarray, generation: str, rows: int | None = None) -> BuiltIndex:
@@ -262,8 +275,8 @@ class AnnSearcher:
     def shortlist(self, arrays: PackedArrays, features: np.ndarray, n: int) -> Shortlist:
         built = self.index_for(arrays)
         n = min(n, max(built.rows, 1))
-        d2, ids = built.search(features, n)
-        return Shortlist.from_neighbours(arrays, ids, d2, exhaustive=n >= built.rows)
+        d2, ids, exhaustive = built.search(features, n)
+        return Shortlist.from_neighbours(arrays, ids, d2, exhaustive=exhaustive)
 
 
 def check_index(arrays: PackedArrays, sample: int = 64) -> list[str]:

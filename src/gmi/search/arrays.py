@@ -81,10 +81,11 @@ class PackedArrays:
         features = np.asarray(features, dtype=np.float32)
         return features if self.space is None else project(features, self.space)
 
-    def subset(self, slots: np.ndarray) -> PackedArrays:
+    def subset(self, slots: np.ndarray, points: bool = True) -> PackedArrays:
         """The point rows of `slots` only, as arrays of their own (slot i here = slots[i]):
         what the exact scorer reads for a searcher's shortlist. Prompt and text tables are
-        shared; pair rows are left out (scoring does not read them)."""
+        shared; pair rows are left out (scoring does not read them). points=False leaves the
+        vectors out too (width 0): the per-point weights without the cost of the vectors."""
         slots = np.asarray(slots, dtype=np.int64)
         starts, counts = self.point_offsets[slots], self.point_counts[slots]
         rows = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(
@@ -94,18 +95,19 @@ class PackedArrays:
         def take(values: np.ndarray) -> np.ndarray:
             return np.asarray(values[rows]) if rows.size else np.asarray(values[:0])
 
+        width = self.dim if points else 0
         return replace(
             self,
             names=[self.names[s] for s in slots],
             alive=np.asarray(self.alive)[slots],
             point_offsets=np.r_[0, np.cumsum(counts)].astype(np.int64),
-            points=take(self.points),
-            sq_norms=take(self.sq_norms),
+            points=take(self.points) if points else np.zeros((rows.size, 0), np.float32),
+            sq_norms=take(self.sq_norms) if points else np.zeros(rows.size, np.float32),
             beta=take(self.beta),
             point_prompt=take(self.point_prompt),
             point_text=take(self.point_text),
             pair_offsets=np.zeros(len(slots) + 1, np.int64),
-            pair_features=np.zeros((0, self.dim), np.float32),
+            pair_features=np.zeros((0, width), np.float32),
             pair_prompt=np.zeros(0, np.int32),
             pair_text=np.zeros(0, np.int32),
             device_copies={},

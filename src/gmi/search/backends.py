@@ -62,13 +62,13 @@ def local_numpy(
             present = np.flatnonzero(counts[s:e] > 0)
             starts = (offsets[s:e][present] - p0).astype(np.int64)
             sizes = counts[s:e][present]
-            near = _segment_lse(logw - scale * d2, starts, sizes)
-            norm = _segment_lse(logw, starts, sizes)
+            near = segment_lse(logw - scale * d2, starts, sizes)
+            norm = segment_lse(logw, starts, sizes)
             out[:, s - s0 + present] = -(near - norm)
     return out
 
 
-def _segment_lse(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+def segment_lse(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """log-sum-exp of each segment of columns [T, n_segments] (segments non-empty)."""
     peak = np.maximum.reduceat(values, starts, axis=1)
     peak = np.where(np.isfinite(peak), peak, 0.0)
@@ -129,14 +129,14 @@ class TorchLocal:
                     table = weights.point_logits(arrays, (None, tables[1]), p0, p1)
                     logw = logw + torch.as_tensor(table, dtype=torch.float32).to(self.device)
                 seg = (self.point_slot[p0:p1] - s)[None].expand(t, -1)
-                near = self._segment_lse(logw - sharpness * arrays.gamma * d2, seg, e - s)
-                norm = self._segment_lse(logw, seg, e - s)
+                near = self.segment_lse(logw - sharpness * arrays.gamma * d2, seg, e - s)
+                norm = self.segment_lse(logw, seg, e - s)
                 out[:, s - s0 : e - s0] = -(near - norm)
         empty = torch.as_tensor(np.diff(offsets)[s0:s1] == 0).to(self.device)
         out[:, empty] = torch.inf
         return out.cpu().numpy()
 
-    def _segment_lse(self, values, seg, n: int):
+    def segment_lse(self, values, seg, n: int):
         torch = self.torch
         t = values.shape[0]
         peak = torch.full((t, n), -torch.inf, device=self.device)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gmi.search.arrays import PackedArrays
-from gmi.search.backends import local_numpy, torch_backend
+from gmi.search.backends import local_numpy, segment_lse, torch_backend
 from gmi.search.rules import scoring_rule
 from gmi.search.searchers import EXACT, Searcher
 from gmi.search.weights import PointWeights
@@ -159,11 +159,11 @@ def _score(sub, features, weights, groups, rule, combine, backend) -> np.ndarray
 def _rerank(arrays, found, features, weights, groups, rule, combine, backend, k, local):
     """Exact distances [G, S] of the shortlisted slots that can still reach a top k.
 
-    For the local rule a candidate's distance is at least s*gamma*(its nearest found point's
-    squared distance), averaged over a group's images: candidates are scored in order of that
-    bound, a batch at a time, until every remaining candidate's bound exceeds each group's
-    k-th best distance so far (those are left unscored, +inf: they cannot enter the top k).
-    Other rules score every candidate."""
+    For the local rule each candidate's distance is first BOUNDED without reading its vectors
+    (_lower_bounds: its found points at their found distances, the others at the image's
+    radius, with the query's own point weights): candidates are scored exactly in order of
+    that bound, a batch at a time, until every remaining bound exceeds each group's k-th best
+    distance (those stay +inf: they cannot enter the top k). Other rules score every one."""
     out = np.full((len(groups), arrays.n_slots), np.inf)
     if found.slots.size == 0:
         return out
@@ -171,10 +171,10 @@ def _rerank(arrays, found, features, weights, groups, rule, combine, backend, k,
         sub = arrays.subset(found.slots)
         out[:, found.slots] = _score(sub, features, weights, groups, rule, combine, backend)
         return out
-    scale = rule.sharpness * arrays.gamma
-    bound = np.stack([scale * found.nearest2[list(g)].mean(axis=0) for g in groups])  # [G, C]
+    bound = _lower_bounds(arrays, found, weights, groups, rule.sharpness * arrays.gamma)
+    bound = bound * (1.0 - 1e-5) - 1e-6  # FAISS's and numpy's float32 sums differ by a hair
     order = np.argsort(bound.min(axis=0), kind="stable")
-    batch = max(8 * k, 64)  # most shortlists need one batch; later batches double
+    batch = max(2 * k, 16)  # the bounds are tight: most shortlists need one batch
     done = 0
     while done < order.size:
         chosen = order[done : done + batch]
@@ -186,11 +186,39 @@ def _rerank(arrays, found, features, weights, groups, rule, combine, backend, k,
         )
         kth = np.array([_kth(row, k) for row in out])  # [G], inf while fewer than k scored
         rest = order[done:]
-        if rest.size == 0 or not (bound[:, rest] <= kth[:, None]).any():
+        useful = (bound[:, rest] <= kth[:, None]).any(axis=0)
+        if not useful.any():
             break
-        # only what can still beat some group's k-th best is worth scoring
-        order = np.r_[order[:done], rest[(bound[:, rest] <= kth[:, None]).any(axis=0)]]
+        order = np.r_[order[:done], rest[useful]]  # only what can still beat a k-th best
     return out
+
+
+def _lower_bounds(arrays, found, weights, groups, scale: float) -> np.ndarray:
+    """[G, C] lower bounds of the candidates' group distances from the shortlist alone.
+
+    d_m = -log sum_j a_mj exp(-scale d_mj^2) with a_m the query's normalised point weights;
+    a point the search did not return lies at d >= the image's radius R, so putting the found
+    points at their distances and the others at R can only lower d_m. The weights need the
+    points' prompt ids and beta, not their vectors."""
+    counts = arrays.point_counts[found.slots]
+    starts = arrays.point_offsets[found.slots]
+    offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    light = arrays.subset(found.slots, points=False)
+    reduced_visual = "visual" in weights.kinds and (np.asarray(light.point_text) < 0).any()
+    if reduced_visual:  # such points' weights need their vectors: use the nearest point only
+        per_image = scale * found.nearest2
+    else:
+        d2 = np.repeat(found.radius2[:, None], int(offsets[-1]), axis=1)
+        where = offsets[found.column] + (found.rows - starts[found.column])
+        np.minimum.at(d2, (found.image, where), found.d2)
+        logw = weights.point_logits(light, weights.tables(light), 0, int(offsets[-1]))
+        logw = logw + np.log(np.asarray(light.beta, dtype=np.float64))[None]
+        present = counts > 0
+        near = segment_lse(logw - scale * d2, offsets[:-1][present], counts[present])
+        norm = segment_lse(logw, offsets[:-1][present], counts[present])
+        per_image = np.full((len(weights.kinds), found.slots.size), np.inf)
+        per_image[:, present] = -(near - norm)
+    return np.stack([per_image[list(g)].mean(axis=0) for g in groups])
 
 
 def _kth(row: np.ndarray, k: int) -> float:

@@ -8,6 +8,7 @@ scores only those slots exactly and, for the local rule, proves the shortlist co
 
     exact   every live model
     ann     FAISS over the registry's spec points, kept beside it (gmi.search.ann)
+    milvus  a Milvus collection of them: Milvus Lite (a .db file) or a server (gmi.search.milvus)
 """
 
 from __future__ import annotations
@@ -22,13 +23,17 @@ from gmi.search.arrays import PackedArrays
 
 @dataclass(frozen=True)
 class Shortlist:
-    """What an approximate searcher found for the query images [T]."""
+    """What an approximate searcher found for the query images [T]: the candidate slots and
+    every valid neighbour found (image, point row, squared distance), so that the ranking core
+    can bound each candidate's distance before reading its points."""
 
     slots: np.ndarray  # [C] sorted unique live slots owning one of some image's N nearest points
-    nearest2: np.ndarray  # [T, C] squared distance of each image's nearest found point of each
-    #                       candidate (radius2 of that image when none of its points was found)
-    radius2: np.ndarray  # [T] squared distance of each image's N-th nearest point (inf: fewer)
-    exhaustive: bool  # N covered every indexed point: the shortlist is all there is
+    radius2: np.ndarray  # [T] squared distance of each image's N-th nearest point (inf: all)
+    exhaustive: bool  # every indexed point was looked at and returned: nothing is unlisted
+    image: np.ndarray  # [F] which query image each found neighbour is of
+    rows: np.ndarray  # [F] its packed point row
+    d2: np.ndarray  # [F] float64 its squared distance
+    column: np.ndarray  # [F] its slot's index in `slots`
 
     @classmethod
     def from_neighbours(
@@ -36,17 +41,35 @@ class Shortlist:
     ) -> Shortlist:
         """From a k-NN answer over point rows: ids/d2 [T, n] (id -1: no more points). Rows
         beyond these arrays (indexed by a newer state) and dead slots are dropped."""
-        t = ids.shape[0]
-        radius2 = np.where(ids[:, -1] >= 0, d2[:, -1], np.inf).astype(np.float64)
-        valid = (ids >= 0) & (ids < len(arrays.points))
+        returned = ids >= 0
+        # the N-th distance; an index that returned fewer (an inverted file probes some lists
+        # only) vouches for its farthest answer, not beyond; none at all vouches for nothing
+        radius2 = np.where(returned, d2, -np.inf).max(axis=1).astype(np.float64)
+        radius2 = np.inf if exhaustive else np.maximum(radius2, 0.0)
+        radius2 = np.broadcast_to(radius2, (ids.shape[0],)).astype(np.float64)
+        valid = returned & (ids < len(arrays.points))
         owner = np.full(ids.shape, -1, np.int64)
         owner[valid] = np.searchsorted(np.asarray(arrays.point_offsets), ids[valid], "right") - 1
         valid &= np.asarray(arrays.alive)[np.maximum(owner, 0)]
         slots, column = np.unique(owner[valid], return_inverse=True)
-        nearest2 = np.repeat(radius2[:, None], slots.size, axis=1)
-        rows = np.broadcast_to(np.arange(t)[:, None], ids.shape)[valid]
-        np.minimum.at(nearest2, (rows, column), d2[valid].astype(np.float64))
-        return cls(slots, nearest2, radius2, exhaustive)
+        image = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)[valid]
+        return cls(
+            slots=slots,
+            radius2=radius2,
+            exhaustive=exhaustive,
+            image=image,
+            rows=ids[valid].astype(np.int64),
+            d2=d2[valid].astype(np.float64),
+            column=column.ravel(),
+        )
+
+    @property
+    def nearest2(self) -> np.ndarray:
+        """[T, C] squared distance of each image's nearest found point of each candidate (the
+        image's radius2 when none of its points was found)."""
+        out = np.repeat(self.radius2[:, None], self.slots.size, axis=1)
+        np.minimum.at(out, (self.image, self.column), self.d2)
+        return out
 
 
 class Searcher(Protocol):
@@ -65,15 +88,21 @@ class ExactSearcher:
 
 
 EXACT = ExactSearcher()
-SEARCHER_NAMES = ("exact", "ann")
+SEARCHER_NAMES = ("exact", "ann", "milvus")
 
 
-def load_searcher(name: str) -> Searcher:
-    """A searcher by name (the ANN one imports FAISS only when asked for)."""
+def load_searcher(name: str, milvus_uri: str | None = None) -> Searcher:
+    """A searcher by name (FAISS and pymilvus are imported only when asked for)."""
     if name == "exact":
         return EXACT
     if name == "ann":
         from gmi.search.ann import ANN
 
         return ANN
+    if name == "milvus":
+        from gmi.search.milvus import milvus_searcher
+
+        if not milvus_uri:
+            raise ValueError("the milvus searcher needs a URI (gmi init --milvus-uri)")
+        return milvus_searcher(milvus_uri)
     raise ValueError(f"unknown searcher {name!r}; valid: {', '.join(SEARCHER_NAMES)}")

@@ -18,6 +18,7 @@ from gmi.errors import (
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
+    SearchEngineError,
     StorageError,
 )
 from gmi.server.state import Unauthorized, WritesDisabled
@@ -30,6 +31,7 @@ STATUS = {
     StorageError: 507,
     CorruptRegistryError: 503,
     CorruptSpecError: 503,
+    SearchEngineError: 503,
 }
 
 
