@@ -229,3 +229,32 @@ def test_cli_init_searcher_identify_exact_and_index_commands(ann_home, tmp_path,
     assert json.loads(run("index", "rebuild", "--json"))["indexed_rows"] == status["points"]
     bad = run_gmi("init", "--searcher", "milvusx", home=home)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_service_with_the_ann_searcher_answers_each_query_as_the_exact_scan(
+    ann_home, query_images, tmp_path
+):
+    """Distinct queries one after another through a real `gmi serve` on an ann registry."""
+    import shutil
+
+    import httpx
+    from test_server import running_server
+
+    from gmi.hub import Hub
+
+    home = tmp_path / "hub"
+    shutil.copytree(ann_home, home)
+    names = ("photo-base", "flat-base", "neon-base", "ink-base", "photo-base")
+    want = [ranking_of(Hub(home).identify([query_images[m]], top=3, exact=True))[0] for m in names]
+    with running_server(home) as base:
+        got = []
+        for m in names:
+            files = [("images", ("q.jpg", query_images[m].read_bytes(), "image/jpeg"))]
+            response = httpx.post(
+                f"{base}/api/identify", files=files, data={"top": "3"}, timeout=60
+            )
+            assert response.status_code == 200, response.text
+            [entry] = response.json()
+            assert entry["search"]["searcher"] == "ann" and entry["search"]["certified"]
+            got.append([r["model"] for r in entry["results"]])
+    assert got == want

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from gmi import __version__
 from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
 from gmi.encoders import DEFAULT_ENCODER
-from gmi.errors import GmiError
+from gmi.errors import GmiError, InvalidInputError
 from gmi.registry.store import default_home
 from gmi.search.searchers import SEARCHER_NAMES
 from gmi.spec.scoring import SCORINGS
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 def _hub(args: argparse.Namespace, **kwargs: object):
     from gmi.hub import Hub
 
-    return Hub(args.home, device=args.device, **kwargs)  # type: ignore[arg-type]
+    return Hub(args.home, device=args.device, store=args.store, **kwargs)  # type: ignore[arg-type]
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -253,6 +254,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from gmi.registry.check import check_registry
     from gmi.registry.store import Registry
 
+    if args.store:
+        raise InvalidInputError(
+            "gmi check verifies a SQLite registry; with --store each replica's mirror is "
+            "rebuilt from PostgreSQL (delete it: gmi index rebuild) and spec files are checked "
+            "by their sha256 on every read"
+        )
     report = check_registry(
         Registry(args.home, create=False), repair=args.repair, grace_s=args.grace
     )
@@ -284,7 +291,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"gmi: serving on {args.host}: reachable from other machines", file=sys.stderr)
     uvicorn.run(
-        create_app(args.home, device=args.device),
+        create_app(args.home, device=args.device, store=args.store),
         host=args.host,
         port=args.port,
         log_level="warning",
@@ -327,6 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="registry directory (default: $GMI_HOME or ~/.local/share/gmi)",
+    )
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("GMI_STORE") or None,
+        help="postgresql://... : the catalogue and settings in PostgreSQL, shared by several "
+        "gmi processes or servers; --home is then the shared folder of spec files "
+        "(default: $GMI_STORE, else the SQLite registry in --home)",
     )
     parser.add_argument(
         "--device",

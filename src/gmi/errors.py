@@ -56,6 +56,13 @@ class SearchEngineError(GmiError):
     exit_code = 8
 
 
+class StoreUnavailableError(GmiError):
+    """The registry's database server (PostgreSQL, `--store`) is unreachable or refused the
+    connection; the message names it (without its password). Nothing was changed."""
+
+    exit_code = 9
+
+
 class UnknownPluginError(GmiError):
     """An encoder / interrogator / generator name that is not registered."""
 

@@ -181,9 +181,15 @@ class Hub:
         milvus_uri: str | None = None,
         device: str = "auto",
         backend: str = "auto",
-        store: Store | None = None,
+        store: Store | str | None = None,
     ) -> None:
         self.home = Path(home).expanduser() if home is not None else default_home()
+        self.store_url: str | None = None
+        if isinstance(store, str):  # a postgresql:// URL: catalogue there, files in home
+            from gmi.registry.postgres import open_store
+
+            self.store_url = store
+            store = open_store(store, self.home)
         if store is not None:
             self.home = store.home
         self._requested = {

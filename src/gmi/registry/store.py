@@ -197,7 +197,78 @@ class ModelRecord:
         }
 
 
-class Registry:
+class SpecFiles:
+    """The files of a registry home, whatever keeps its catalogue (SQLite here, PostgreSQL in
+    gmi.registry.postgres): spec files and example thumbnails, written whole or not at all."""
+
+    home: Path
+    spec_dir: Path
+
+    def _storage(self, action: Callable[[], Any]) -> Any:
+        """Run a filesystem write; a full or read-only disk is one clear error."""
+        try:
+            return action()
+        except OSError as exc:
+            raise StorageError(
+                f"{self.home}: cannot write the registry ({exc.strerror or exc}); "
+                "nothing was changed"
+            ) from exc
+
+    def _write_files(self, spec_file: str, data: bytes, thumbnails: list[bytes] | None) -> None:
+        """A new spec file and its thumbnails (before the catalogue row that points at them)."""
+        try:
+            self._storage(lambda: atomic_write(self.spec_dir / spec_file, data))
+            if thumbnails:
+                self._storage(lambda: self._write_thumbnails(spec_file, thumbnails))
+        except StorageError:
+            self._delete_files(spec_file)
+            raise
+
+    # -- example thumbnails ----------------------------------------------------------------
+    def thumbnail_dir(self, spec_file: str) -> Path:
+        return self.home / THUMB_DIR / Path(spec_file).stem
+
+    def _write_thumbnails(self, spec_file: str, thumbnails: list[bytes]) -> None:
+        """All thumbnails into a temp folder, then one rename: present whole or not at all."""
+        root = self.home / THUMB_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+        try:
+            tmp.chmod(dir_mode())  # mkdtemp's 0700 would hide the images from other accounts
+            for i, data in enumerate(thumbnails):
+                (tmp / f"{i:04d}.jpg").write_bytes(data)
+            os.replace(tmp, self.thumbnail_dir(spec_file))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(root)
+
+    def thumbnail(self, record: ModelRecord, index: int) -> Path:
+        """The path of example image `index` of a model; NotFoundError when there is none.
+        Built only from the stored record and an integer: no client text reaches the path."""
+        if not 0 <= index < record.n_images:
+            raise NotFoundError(f"model {record.name!r} has no example image {index}")
+        path = self.thumbnail_dir(record.spec_file) / f"{int(index):04d}.jpg"
+        if not path.is_file():
+            raise NotFoundError(f"model {record.name!r} has no stored example image {index}")
+        return path
+
+    def load_spec(self, record: ModelRecord) -> Specification:
+        path = self.spec_dir / record.spec_file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CorruptSpecError(f"model {record.name!r}: spec file missing ({exc})") from exc
+        if hashlib.sha256(data).hexdigest() != record.spec_sha256:
+            raise CorruptSpecError(f"model {record.name!r}: spec file does not match its checksum")
+        return Specification.load(path, label=f"model {record.name!r}")
+
+    def _delete_files(self, spec_file: str) -> None:
+        (self.spec_dir / spec_file).unlink(missing_ok=True)
+        shutil.rmtree(self.thumbnail_dir(spec_file), ignore_errors=True)
+
+
+class Registry(SpecFiles):
     """A registry home on disk. Cheap to open; every method opens its own short transaction."""
 
     def __init__(self, home: str | Path | None = None, *, create: bool = True) -> None:
@@ -219,16 +290,6 @@ class Registry:
             self._storage(lambda: self.spec_dir.mkdir(parents=True, exist_ok=True))
         with self._connect() as db:
             self._migrate(db)
-
-    def _storage(self, action: Callable[[], Any]) -> Any:
-        """Run a filesystem write; a full or read-only disk is one clear error."""
-        try:
-            return action()
-        except OSError as exc:
-            raise StorageError(
-                f"{self.home}: cannot write the registry ({exc.strerror or exc}); "
-                "nothing was changed"
-            ) from exc
 
     # -- database plumbing -------------------------------------------------------------
     def _open(self, immutable: bool) -> sqlite3.Connection:
@@ -370,13 +431,7 @@ class Registry:
             raise already_exists(name)
         if self.read_only:
             raise StorageError(f"{self.home}: the registry is read-only here; nothing was changed")
-        try:
-            self._storage(lambda: atomic_write(self.spec_dir / spec_file, data))
-            if thumbnails:
-                self._storage(lambda: self._write_thumbnails(spec_file, thumbnails))
-        except StorageError:
-            self._delete_files(spec_file)
-            raise
+        self._write_files(spec_file, data, thumbnails)
         old_file = None
         try:
             with self._write() as db:
@@ -434,35 +489,6 @@ class Registry:
         shutil.rmtree(self.thumbnail_dir(record.spec_file), ignore_errors=True)
         return record
 
-    # -- example thumbnails ----------------------------------------------------------------
-    def thumbnail_dir(self, spec_file: str) -> Path:
-        return self.home / THUMB_DIR / Path(spec_file).stem
-
-    def _write_thumbnails(self, spec_file: str, thumbnails: list[bytes]) -> None:
-        """All thumbnails into a temp folder, then one rename: present whole or not at all."""
-        root = self.home / THUMB_DIR
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
-        try:
-            tmp.chmod(dir_mode())  # mkdtemp's 0700 would hide the images from other accounts
-            for i, data in enumerate(thumbnails):
-                (tmp / f"{i:04d}.jpg").write_bytes(data)
-            os.replace(tmp, self.thumbnail_dir(spec_file))
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        fsync_dir(root)
-
-    def thumbnail(self, record: ModelRecord, index: int) -> Path:
-        """The path of example image `index` of a model; NotFoundError when there is none.
-        Built only from the stored record and an integer: no client text reaches the path."""
-        if not 0 <= index < record.n_images:
-            raise NotFoundError(f"model {record.name!r} has no example image {index}")
-        path = self.thumbnail_dir(record.spec_file) / f"{int(index):04d}.jpg"
-        if not path.is_file():
-            raise NotFoundError(f"model {record.name!r} has no stored example image {index}")
-        return path
-
     def exists(self, name: str) -> bool:
         with self._connect() as db:
             return db.execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone() is not None
@@ -498,16 +524,6 @@ class Registry:
         with self._connect() as db:
             rows = db.execute("SELECT * FROM models ORDER BY name").fetchall()
         return [_record(r) for r in rows]
-
-    def load_spec(self, record: ModelRecord) -> Specification:
-        path = self.spec_dir / record.spec_file
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CorruptSpecError(f"model {record.name!r}: spec file missing ({exc})") from exc
-        if hashlib.sha256(data).hexdigest() != record.spec_sha256:
-            raise CorruptSpecError(f"model {record.name!r}: spec file does not match its checksum")
-        return Specification.load(path, label=f"model {record.name!r}")
 
     def load_all(self) -> tuple[list[ModelRecord], list[Specification]]:
         records = self.list()
@@ -627,10 +643,6 @@ class Registry:
             else:
                 path.unlink(missing_ok=True)
         return True
-
-    def _delete_files(self, spec_file: str) -> None:
-        (self.spec_dir / spec_file).unlink(missing_ok=True)
-        shutil.rmtree(self.thumbnail_dir(spec_file), ignore_errors=True)
 
     def orphans(self) -> list[Path]:
         """Spec files (and temp files) that no row points at: left by an interrupted write."""

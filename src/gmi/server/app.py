@@ -49,9 +49,14 @@ from gmi.server.writer import Writer
 
 
 def create_app(
-    home: str | Path | None = None, admin_token: str | None = None, device: str = "auto"
+    home: str | Path | None = None,
+    admin_token: str | None = None,
+    device: str = "auto",
+    store: str | None = None,
 ) -> FastAPI:
-    hub = Hub(home, device=device)
+    """The service over one hub: the SQLite registry in `home`, or with `store` (a
+    postgresql:// URL) the catalogue there and the files in `home`, shared by replicas."""
+    hub = Hub(home, device=device, store=store)
     token = admin_token if admin_token is not None else os.environ.get("GMI_ADMIN_TOKEN", "")
     # Decoding runs in a small thread pool; encoding + ranking in the batcher's worker, which
     # encodes the images of all waiting requests in one pass (gmi.server.batcher). The Hub's
@@ -61,7 +66,7 @@ def create_app(
         token=token,
         decoders=CapacityLimiter(min(4, os.cpu_count() or 1)),
         batcher=IdentifyBatcher(hub),
-        writer=Writer(hub.home),
+        writer=Writer(hub.home, store),
     )
 
     @contextlib.asynccontextmanager

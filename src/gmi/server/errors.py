@@ -20,6 +20,7 @@ from gmi.errors import (
     PayloadTooLargeError,
     SearchEngineError,
     StorageError,
+    StoreUnavailableError,
 )
 from gmi.server.state import Unauthorized, WritesDisabled
 
@@ -32,6 +33,7 @@ STATUS = {
     CorruptRegistryError: 503,
     CorruptSpecError: 503,
     SearchEngineError: 503,
+    StoreUnavailableError: 503,
 }
 
 

@@ -17,26 +17,29 @@ from pathlib import Path
 from typing import Any
 
 
-def _submit(home: str, name: str, folder: str, description: str | None, replace: bool) -> dict:
+def _submit(
+    home: str, store: str | None, name: str, folder: str, description: str | None, replace: bool
+) -> dict:
     from gmi.hub import Hub
 
-    record = Hub(home).submit_folder(
+    record = Hub(home, store=store).submit_folder(
         name, folder, description=description, replace=replace, progress=False
     )
     return record.to_json()
 
 
-def _remove(home: str, name: str) -> dict:
+def _remove(home: str, store: str | None, name: str) -> dict:
     from gmi.hub import Hub
 
-    return Hub(home).remove(name).to_json()
+    return Hub(home, store=store).remove(name).to_json()
 
 
 class Writer:
     """One worker process for the writes of one registry; started on first use."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, store: str | None = None) -> None:
         self.home = str(home)
+        self.store = store  # a postgresql:// URL, or None (the SQLite registry in home)
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -49,11 +52,15 @@ class Writer:
     async def submit(
         self, name: str, folder: Path, description: str | None, replace: bool
     ) -> dict[str, Any]:
-        job = self._executor().submit(_submit, self.home, name, str(folder), description, replace)
+        job = self._executor().submit(
+            _submit, self.home, self.store, name, str(folder), description, replace
+        )
         return await asyncio.wrap_future(job)
 
     async def remove(self, name: str) -> dict[str, Any]:
-        return await asyncio.wrap_future(self._executor().submit(_remove, self.home, name))
+        return await asyncio.wrap_future(
+            self._executor().submit(_remove, self.home, self.store, name)
+        )
 
     def close(self) -> None:
         if self._pool is not None:

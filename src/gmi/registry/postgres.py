@@ -1,0 +1,376 @@
+"""A registry whose catalogue and settings live in PostgreSQL (`--store postgresql://...`), so
+that several `gmi serve` replicas behind one address share one hub.
+
+What lives where:
+
+    PostgreSQL        settings, one row per model, checkpoint hashes, a change log
+    --home (shared)   spec files and thumbnails (an NFS/SMB share, a mounted bucket...)
+    each replica      its packed index: a local SQLite mirror of the catalogue (under
+                      $XDG_CACHE_HOME/gmi/postgres/), brought in step from the change log
+
+Write order keeps every change all-or-nothing, as in the SQLite registry: the spec file is
+written atomically first, the catalogue row last in one PostgreSQL transaction. Writers take a
+transaction-scoped advisory lock, so change-log versions commit in the order they are numbered
+and a replica that has read up to version v has seen every change <= v.
+
+Reading: every identification asks PostgreSQL for the newest change-log version (one small
+query); when it moved, the replica copies the changed catalogue rows into its mirror and the
+mirror's packed index syncs incrementally (gmi.registry.packed), reading only the changed
+models' spec files from the shared home. A model submitted through one replica is identified
+by every replica's next query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gmi.errors import InvalidInputError, NotFoundError, StoreUnavailableError, already_exists
+from gmi.registry.store import (
+    MAX_DESCRIPTION,
+    SPEC_DIR,
+    ModelRecord,
+    Registry,
+    SpecFiles,
+    _hash_forms,
+    normalise_model_hash,
+    validate_name,
+)
+from gmi.spec.specification import Specification
+
+if TYPE_CHECKING:
+    from gmi.registry.packed import PackedIndex
+    from gmi.settings import HubSettings
+
+SCHEMES = ("postgresql://", "postgres://")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS gmi_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS gmi_models (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL DEFAULT '',
+    spec_file TEXT NOT NULL UNIQUE,
+    spec_sha256 TEXT NOT NULL,
+    encoder TEXT NOT NULL,
+    n_images INTEGER NOT NULL,
+    n_points INTEGER NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL,
+    extra TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS gmi_model_hashes (
+    hash TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (hash, name)
+);
+CREATE INDEX IF NOT EXISTS gmi_model_hashes_by_name ON gmi_model_hashes (name);
+CREATE TABLE IF NOT EXISTS gmi_changes (version BIGSERIAL PRIMARY KEY, name TEXT NOT NULL);
+"""
+SCHEMA_LOCK = 0x676D6901  # advisory lock keys ("gmi" + 1, + 2)
+WRITE_LOCK = 0x676D6902
+COLUMNS = (
+    "name, description, spec_file, spec_sha256, encoder, n_images, n_points, created, "
+    "updated, extra"
+)
+SEEN_KEY = "postgres_version"  # the mirror's settings row: change-log version it has copied
+
+
+def is_store_url(value: str | None) -> bool:
+    return bool(value) and str(value).startswith(SCHEMES)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (error messages, logs)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def mirror_dir(url: str, home: Path) -> Path:
+    """This machine's mirror of one (database, shared home) pair."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gmi" / "postgres"
+    key = hashlib.sha256(f"{url}\n{Path(home).resolve()}".encode()).hexdigest()[:16]
+    return base / key
+
+
+def _record(row: tuple) -> ModelRecord:
+    name, description, spec_file, sha, encoder, n_images, n_points, created, updated, extra = row
+    return ModelRecord(
+        name, description, spec_file, sha, encoder, n_images, n_points, created, updated,
+        json.loads(extra),
+    )  # fmt: skip
+
+
+class PostgresStore(SpecFiles):
+    """The Store interface (gmi.registry.base) over PostgreSQL + a shared folder."""
+
+    def __init__(self, url: str, home: str | Path, *, create: bool = True) -> None:
+        if not is_store_url(url):
+            raise InvalidInputError(f"--store must be a postgresql:// URL, not {url[:40]!r}")
+        self.url = url
+        self.home = Path(home).expanduser()
+        self.spec_dir = self.home / SPEC_DIR
+        if self.home.exists() and not self.home.is_dir():
+            raise InvalidInputError(f"{self.home}: the shared home is a file, not a directory")
+        if create:
+            self._storage(lambda: self.spec_dir.mkdir(parents=True, exist_ok=True))
+        elif not self.spec_dir.is_dir():
+            raise NotFoundError(f"{self.home}: no shared gmi home here (no {SPEC_DIR}/ folder)")
+        self.read_only = not os.access(self.home, os.W_OK)
+        with self._transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            cur.execute(SCHEMA)
+        self._mirror: Registry | None = None
+
+    # -- PostgreSQL plumbing ---------------------------------------------------------------
+    @contextmanager
+    def _transaction(self, write: bool = False) -> Iterator[Any]:
+        """One transaction (committed on success); a writer holds the write lock, so change
+        versions commit in order. An unreachable server is one line naming it."""
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreUnavailableError(
+                "a postgresql:// store needs psycopg (pip install 'psycopg[binary]')"
+            ) from None
+        try:
+            with psycopg.connect(self.url, connect_timeout=10) as conn, conn.cursor() as cur:
+                if write:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                yield cur
+        except psycopg.OperationalError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreUnavailableError(
+                f"PostgreSQL at {redacted(self.url)}: {first[:200]}"
+            ) from None
+
+    # -- settings ----------------------------------------------------------------------------
+    def settings(self) -> dict[str, str]:
+        with self._transaction() as cur:
+            cur.execute("SELECT key, value FROM gmi_settings")
+            return dict(cur.fetchall())
+
+    def set_settings(self, values: dict[str, str], *, overwrite: bool = False) -> dict[str, str]:
+        conflict = "DO UPDATE SET value = EXCLUDED.value" if overwrite else "DO NOTHING"
+        with self._transaction(write=True) as cur:
+            for key, value in values.items():
+                cur.execute(
+                    "INSERT INTO gmi_settings (key, value) VALUES (%s, %s) "
+                    f"ON CONFLICT (key) {conflict}",
+                    (key, str(value)),
+                )
+            cur.execute("INSERT INTO gmi_changes (name) VALUES ('')")  # replicas re-read them
+            cur.execute("SELECT key, value FROM gmi_settings")
+            return dict(cur.fetchall())
+
+    # -- the catalogue ------------------------------------------------------------------------
+    def add(
+        self,
+        name: str,
+        spec: Specification,
+        *,
+        description: str | None = None,
+        replace: bool = False,
+        extra: dict[str, Any] | None = None,
+        thumbnails: list[bytes] | None = None,
+        model_hashes: list[str] | None = None,
+    ) -> ModelRecord:
+        """Files first (atomic), the row last (one transaction), as Registry.add."""
+        validate_name(name)
+        hashes = None
+        if model_hashes is not None:
+            hashes = sorted(
+                {form for h in model_hashes for form in _hash_forms(normalise_model_hash(h))}
+            )
+        if description is not None and len(description) > MAX_DESCRIPTION:
+            raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
+        if not replace and self.exists(name):
+            raise already_exists(name)
+        data = spec.to_bytes()
+        spec_file = f"{uuid.uuid4().hex}.safetensors"
+        now = time.time()
+        self._write_files(spec_file, data, thumbnails)
+        old_file = None
+        try:
+            with self._transaction(write=True) as cur:
+                cur.execute(
+                    "SELECT spec_file, created, description FROM gmi_models WHERE name = %s",
+                    (name,),
+                )
+                row = cur.fetchone()
+                if row is not None and not replace:
+                    raise already_exists(name)
+                old_file = row[0] if row else None
+                created = row[1] if row else now
+                if description is None:
+                    description = row[2] if row else ""
+                cur.execute("DELETE FROM gmi_models WHERE name = %s", (name,))
+                if hashes is not None:
+                    cur.execute("DELETE FROM gmi_model_hashes WHERE name = %s", (name,))
+                    for h in hashes:
+                        cur.execute(
+                            "INSERT INTO gmi_model_hashes (hash, name) VALUES (%s, %s) "
+                            "ON CONFLICT DO NOTHING",
+                            (h, name),
+                        )
+                cur.execute(
+                    f"INSERT INTO gmi_models ({COLUMNS}) VALUES "
+                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        name,
+                        description,
+                        spec_file,
+                        hashlib.sha256(data).hexdigest(),
+                        spec.encoder,
+                        int(spec.pair_features.shape[0]),
+                        spec.n_points,
+                        created,
+                        now,
+                        json.dumps(extra or {}),
+                    ),
+                )
+                cur.execute("INSERT INTO gmi_changes (name) VALUES (%s)", (name,))
+        except BaseException:
+            self._delete_files(spec_file)
+            raise
+        if old_file:
+            self._delete_files(old_file)
+        return self.get(name)
+
+    def remove(self, name: str) -> ModelRecord:
+        with self._transaction(write=True) as cur:
+            cur.execute(f"SELECT {COLUMNS} FROM gmi_models WHERE name = %s", (name,))
+            row = cur.fetchone()
+            if row is None:
+                raise NotFoundError(f"no model named {name!r}")
+            cur.execute("DELETE FROM gmi_models WHERE name = %s", (name,))
+            cur.execute("DELETE FROM gmi_model_hashes WHERE name = %s", (name,))
+            cur.execute("INSERT INTO gmi_changes (name) VALUES (%s)", (name,))
+        record = _record(row)
+        self._delete_files(record.spec_file)
+        return record
+
+    def exists(self, name: str) -> bool:
+        with self._transaction() as cur:
+            cur.execute("SELECT 1 FROM gmi_models WHERE name = %s", (name,))
+            return cur.fetchone() is not None
+
+    def get(self, name: str) -> ModelRecord:
+        with self._transaction() as cur:
+            cur.execute(f"SELECT {COLUMNS} FROM gmi_models WHERE name = %s", (name,))
+            row = cur.fetchone()
+        if row is None:
+            raise NotFoundError(f"no model named {name!r}")
+        return _record(row)
+
+    def list(self) -> list[ModelRecord]:
+        with self._transaction() as cur:
+            cur.execute(f"SELECT {COLUMNS} FROM gmi_models ORDER BY name")
+            return [_record(r) for r in cur.fetchall()]
+
+    def list_names(self, limit: int | None = None) -> list[str]:
+        with self._transaction() as cur:
+            cur.execute("SELECT name FROM gmi_models ORDER BY name LIMIT %s", (limit,))
+            return [r[0] for r in cur.fetchall()]
+
+    def count(self) -> int:
+        with self._transaction() as cur:
+            cur.execute("SELECT COUNT(*) FROM gmi_models")
+            return int(cur.fetchone()[0])
+
+    def page(self, offset: int, limit: int) -> list[ModelRecord]:
+        with self._transaction() as cur:
+            cur.execute(
+                f"SELECT {COLUMNS} FROM gmi_models ORDER BY name LIMIT %s OFFSET %s",
+                (limit, offset),
+            )
+            return [_record(r) for r in cur.fetchall()]
+
+    def descriptions(self, names: list[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        with self._transaction() as cur:
+            cur.execute(
+                "SELECT name, description FROM gmi_models WHERE name = ANY(%s)", (list(names),)
+            )
+            return dict(cur.fetchall())
+
+    def model_hashes(self, name: str) -> list[str]:
+        with self._transaction() as cur:
+            cur.execute("SELECT hash FROM gmi_model_hashes WHERE name = %s ORDER BY hash", (name,))
+            return [r[0] for r in cur.fetchall()]
+
+    def models_with_hash(self, model_hash: str) -> list[str]:
+        wanted = normalise_model_hash(model_hash)
+        keys = sorted({wanted, wanted[:10]} if len(wanted) == 64 else {wanted})
+        with self._transaction() as cur:
+            cur.execute(
+                "SELECT DISTINCT m.name FROM gmi_model_hashes h JOIN gmi_models m "
+                "ON m.name = h.name WHERE h.hash = ANY(%s) ORDER BY m.name",
+                (keys,),
+            )
+            return [r[0] for r in cur.fetchall()]
+
+    # -- the packed index: this replica's mirror ----------------------------------------------
+    def mirror(self) -> Registry:
+        if self._mirror is None:
+            self._mirror = Registry(mirror_dir(self.url, self.home))
+        return self._mirror
+
+    def refresh_mirror(self) -> Registry:
+        """Copy what changed in PostgreSQL since the mirror's version into the mirror (one
+        small query when nothing did). The mirror's rows point at the shared spec files."""
+        mirror = self.mirror()
+        seen = int(mirror.settings().get(SEEN_KEY, "-1"))
+        with self._transaction() as cur:
+            cur.execute("SELECT COALESCE(MAX(version), 0) FROM gmi_changes")
+            newest = int(cur.fetchone()[0])
+        if newest == seen:
+            return mirror
+        with self._transaction() as cur:  # one snapshot: rows as of `newest` or later
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("SELECT COALESCE(MAX(version), 0) FROM gmi_changes")
+            newest = int(cur.fetchone()[0])
+            if seen < 0:
+                cur.execute("SELECT name FROM gmi_models")
+            else:
+                cur.execute(
+                    "SELECT DISTINCT name FROM gmi_changes WHERE version > %s AND name <> ''",
+                    (seen,),
+                )
+            names = [r[0] for r in cur.fetchall()]
+            cur.execute(f"SELECT {COLUMNS} FROM gmi_models WHERE name = ANY(%s)", (names,))
+            rows = cur.fetchall()
+            cur.execute("SELECT key, value FROM gmi_settings")
+            settings = cur.fetchall()
+        with mirror._write() as db:
+            current = db.execute("SELECT value FROM settings WHERE key = ?", (SEEN_KEY,))
+            found = current.fetchone()
+            if found is not None and int(found[0]) >= newest:
+                return mirror  # another process of this machine got there first
+            db.executemany("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", settings)
+            db.executemany("DELETE FROM models WHERE name = ?", [(n,) for n in names])
+            db.executemany(
+                f"INSERT INTO models ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(r[0], r[1], str(self.spec_dir / r[2]), *r[3:]) for r in rows],
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (SEEN_KEY, newest)
+            )
+        return mirror
+
+    def index_token(self) -> str:
+        return self.refresh_mirror().index_token()
+
+    def open_index(self, settings: HubSettings) -> PackedIndex:
+        return self.refresh_mirror().open_index(settings)
+
+    def sync_index(self, settings: HubSettings, *, full: bool = False) -> None:
+        self.refresh_mirror().sync_index(settings, full=full)
+
+
+def open_store(url: str, home: str | Path, *, create: bool = True) -> PostgresStore:
+    return PostgresStore(url, home, create=create)
