@@ -17,7 +17,12 @@ shortlist certificate proved (METHOD.md section 9; exact for an exact FAISS scan
 the index's recall" for an inverted file); `build_s` and `index_mb` of the index; `rss_mb`;
 `exact_p50_ms` the exact scan of every model one query at a time (20 queries),
 `exact_batch32_ms` per query in batches of 32.
-Prints ONE JSON object per --nprobe value with --json (one object when one value is given).
+Prints ONE JSON object per --nprobe value with --json (one object when one value is given);
+every row also goes to stderr as a JSON line as it is measured.
+
+    .venv/bin/python benchmarks/ann.py --plot docs/performance/ann.png --from ROWS.jsonl ...
+
+draws latency (p50, p95) against recall@10 from saved rows (several hub sizes, searchers).
 """
 
 from __future__ import annotations
@@ -127,10 +132,11 @@ def measure(args: argparse.Namespace) -> list[dict]:
         single.append(1000 * (time.perf_counter() - t0))
 
     ann.PCA_DIM = args.pca
+    ann.PROBE_FACTOR = args.probe_factor
     searcher = load(args)
     t0 = time.perf_counter()
     built = searcher.prepare(arrays)
-    build_s = time.perf_counter() - t0
+    build_s = getattr(searcher, "build_s", time.perf_counter() - t0)
     size_mb = searcher.size_mb(built)
     results = []
     for nprobe in args.nprobe:
@@ -159,6 +165,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
                 "dim": int(arrays.dim),
                 "index": built.kind if hasattr(built, "kind") else args.searcher,
                 "nprobe": nprobe,
+                "probe_factor": args.probe_factor,
                 "queries": len(features),
                 "p50_ms": round(float(p50), 2),
                 "p95_ms": round(float(p95), 2),
@@ -179,14 +186,33 @@ def measure(args: argparse.Namespace) -> list[dict]:
 
 
 class _Faiss:
-    """The embedded searcher, as the registry uses it (index kept on the arrays object)."""
+    """The embedded searcher, as the registry uses it (index kept on the arrays object); the
+    built index is cached in --cache (a 10^5 hub takes minutes to index), and build_s is the
+    time of the build that made it."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: Path | None = None) -> None:
         self.searcher = ann.AnnSearcher()
         self.name = "ann"
+        self.cache = cache
 
     def prepare(self, arrays: PackedArrays):
-        return self.searcher.index_for(arrays)
+        if self.cache is None:
+            return self.searcher.index_for(arrays)
+        path = self.cache.with_suffix(".faiss")
+        timing = self.cache.with_suffix(".json")
+        if path.exists() and timing.exists():
+            index = ann.faiss_module().read_index(str(path))
+            trained = json.loads(timing.read_text())["trained_rows"]
+            built = ann.BuiltIndex(index, "", index.ntotal, trained)
+            arrays.device_copies["ann"] = built
+            self.build_s = json.loads(timing.read_text())["build_s"]
+            return built
+        t0 = time.perf_counter()
+        built = self.searcher.index_for(arrays)
+        self.build_s = time.perf_counter() - t0
+        ann.faiss_module().write_index(built.index, str(path))
+        timing.write_text(json.dumps({"build_s": self.build_s, "trained_rows": built.trained_rows}))
+        return built
 
     def size_mb(self, built) -> float:
         return index_size_mb(built)
@@ -197,25 +223,99 @@ class _Faiss:
 
 def load(args: argparse.Namespace):
     if args.searcher == "ann":
-        return _Faiss()
+        name = f"ann-{args.models}-{args.images}-{args.encoder.replace(':', '_')}-pca{args.pca}"
+        return _Faiss(Path(args.cache).expanduser() / name if args.cache_index else None)
     from gmi.search.milvus import MilvusBench
 
     return MilvusBench(args.milvus_uri or str(Path(tempfile.mkdtemp()) / "bench.db"))
 
 
+def plot(rows: list[dict], out: str) -> None:
+    """p50 (dots) and p95 (ticks) latency against recall@10, one series per (searcher, hub)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    series: dict[tuple, list[dict]] = {}
+    for row in rows:
+        series.setdefault((row["searcher"], row["models"], row.get("index", "")), []).append(row)
+    for (searcher, models, index), group in sorted(series.items()):
+        group.sort(key=lambda r: r["recall_at_10"])
+        kind = "Milvus Lite" if searcher == "milvus" else index
+        label = f"{searcher} ({kind}), {models:,} models"
+        line = ax.plot(
+            [r["recall_at_10"] for r in group], [r["p50_ms"] for r in group], "o-", label=label
+        )[0]
+        ax.plot(
+            [r["recall_at_10"] for r in group],
+            [r["p95_ms"] for r in group],
+            "_",
+            color=line.get_color(),
+            markersize=12,
+        )
+        seen = set()
+        for r in group:  # label each distinct point of a sweep once
+            key = (r["recall_at_10"], round(r["p50_ms"]))
+            if r["searcher"] == "ann" and len(group) > 1 and key not in seen:
+                seen.add(key)
+                ax.annotate(
+                    f"nprobe {r['nprobe']}",
+                    (r["recall_at_10"], r["p50_ms"]),
+                    textcoords="offset points",
+                    xytext=(4, -10),
+                    fontsize=7,
+                )
+        exact = group[0].get("exact_p50_ms")
+        if exact:
+            ax.axhline(exact, color=line.get_color(), linestyle=":", linewidth=1)
+    ax.set_xlabel("recall@10 of the exact ranking")
+    ax.set_ylabel("ms per query (dot p50, dash p95)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("ANN shortlist + exact rerank, 2-core CPU (dotted: exact scan p50)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=int, required=True)
+    parser.add_argument("--plot", help="draw saved rows (--from) into this PNG and exit")
+    parser.add_argument("--from", dest="rows", nargs="*", default=[], help="JSON-lines files")
+    parser.add_argument("--models", type=int)
     parser.add_argument("--searcher", choices=("ann", "milvus"), default="ann")
     parser.add_argument("--milvus-uri", default=None)
     parser.add_argument("--images", type=int, default=16, help="spec images (points) per model")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--nprobe", type=int, nargs="+", default=[ann.NPROBE])
+    parser.add_argument(
+        "--probe-factor",
+        type=float,
+        default=ann.PROBE_FACTOR,
+        help="probe lists holding this many times the points asked for (small: see nprobe's "
+        "own effect, the recall curve)",
+    )
     parser.add_argument("--pca", type=int, default=ann.PCA_DIM, help="index PCA dims (0: off)")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER)
     parser.add_argument("--cache", default=os.environ.get("GMI_SCALE_CACHE", "~/.cache/gmi/scale"))
+    parser.add_argument(
+        "--cache-index", action="store_true", help="keep the built FAISS index in --cache"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.plot:
+        rows = [
+            json.loads(line)
+            for path in args.rows
+            for line in Path(path).read_text().splitlines()
+            if line.startswith("{")
+        ]
+        plot(rows, args.plot)
+        return
+    if args.models is None:
+        parser.error("--models is required (or --plot with --from)")
     results = measure(args)
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results))

@@ -32,6 +32,7 @@ from gmi.search.searchers import Shortlist
 
 BATCH_ROWS = 2048  # rows per upsert
 MAX_LIMIT = 16_384  # Milvus's largest top-k
+FLUSH_ROWS = 4096  # after adding this many rows at once, flush (seal and index them)
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -128,6 +129,8 @@ class MilvusSearcher:
                 block = np.asarray(arrays.points[start:end], dtype=np.float32)
                 data = [{"id": start + i, "vec": v} for i, v in enumerate(block.tolist())]
                 self._call("adding points", lambda d=data: client.upsert(name, d))
+            if rows - have >= FLUSH_ROWS:  # sealed segments get Milvus's index; a growing
+                self._call("flushing", lambda: client.flush(name))  # one is scanned
             self._synced[name] = max(have, rows)
             return self._synced[name]
 
@@ -176,7 +179,9 @@ class MilvusSearcher:
         for t, row in enumerate(hits):
             for j, hit in enumerate(row[:limit]):
                 ids[t, j], d2[t, j] = int(hit["id"]), float(hit["distance"])
-        return Shortlist.from_neighbours(arrays, ids, d2, exhaustive=limit >= count)
+        # all there is only if every point came back (an ANN index may return fewer)
+        everything = limit >= count and bool((ids >= 0).sum(axis=1).min() >= count)
+        return Shortlist.from_neighbours(arrays, ids, d2, exhaustive=everything)
 
     def check(self, arrays: PackedArrays, sample: int = 16) -> list[str]:
         """`gmi check`: the collection holds this generation's rows under their ids."""
