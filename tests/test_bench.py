@@ -137,7 +137,8 @@ def test_validation_split_learned_space_and_heldout_zoo(tmp_path):
     methods = ["knn", "knn-space", "local-hub"]
     val = run_gmi(
         "bench", "--quick", "--split", "val", "--space", "whiten", "--images-per-query", "1",
-        "--methods", *methods, "--json", "--quiet", "--out", str(tmp_path / "val"),
+        "--queries-per-model", "4", "--methods", *methods, "--json", "--quiet",
+        "--out", str(tmp_path / "val"),
     )  # fmt: skip
     assert val.returncode == 0, val.stderr
     results = json.loads(val.stdout)
@@ -146,7 +147,7 @@ def test_validation_split_learned_space_and_heldout_zoo(tmp_path):
     assert "local-hub - knn-space" in results["settings"]["1"]["paired_top1"]
     held = run_gmi(
         "bench", "--quick", "--zoo", "heldout", "--images-per-query", "1", "--methods", "knn",
-        "--json", "--quiet", "--out", str(tmp_path / "heldout"),
+        "--queries-per-model", "4", "--json", "--quiet", "--out", str(tmp_path / "heldout"),
     )  # fmt: skip
     assert held.returncode == 0, held.stderr
     results = json.loads(held.stdout)

@@ -6,17 +6,17 @@ from conftest import run_gmi
 
 
 def test_demo_runs_and_reports_hit_rates(tmp_path):
-    result = run_gmi("demo", "--models", "8", "--json", home=tmp_path / "demo")
+    result = run_gmi("demo", "--models", "6", "--json", home=tmp_path / "demo")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     summary = out["summary"]
-    assert summary["models"] == 8 and summary["queries"] == 8
+    assert summary["models"] == 6 and summary["queries"] == 6
     assert 0.0 <= summary["top1"] <= summary["top4"] <= 1.0
-    assert summary["top4"] >= 0.75  # 8 distinct families/styles: top-4 is easy
+    assert summary["top4"] >= 0.75  # 6 distinct families/styles: top-4 is easy
     assert {q["model"] for q in out["queries"]} == {q["model"] for q in out["queries"]}
     assert (tmp_path / "demo" / "registry.db").exists()
     # a second run starts from scratch (same result), a foreign folder is never wiped
-    again = json.loads(run_gmi("demo", "--models", "8", "--json", home=tmp_path / "demo").stdout)
+    again = json.loads(run_gmi("demo", "--models", "6", "--json", home=tmp_path / "demo").stdout)
     assert again["summary"]["top1"] == summary["top1"]
     foreign = tmp_path / "mine"
     foreign.mkdir()

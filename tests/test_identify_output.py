@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from conftest import SMALL_ZOO, run_gmi, tree_digest
+from conftest import hub_copy, run_gmi, tree_digest
 from gmi.embedded import decode_user_comment, parse_a1111, read_embedded
 from gmi.hub import Hub
 from gmi.images import open_image
@@ -30,14 +30,16 @@ A1111 = (
 
 
 @pytest.fixture(scope="module")
-def hub_home(tmp_path_factory, submissions):
-    home = tmp_path_factory.mktemp("readable")
-    for name in SMALL_ZOO:
-        extra = ["--model-hash", HASH] if name == "ink-base" else []
-        done = run_gmi(
-            "submit", name, "--images", str(submissions[name]), "--quiet", *extra, home=home
-        )
-        assert done.returncode == 0, done.stderr
+def hub_home(tmp_path_factory, submissions, pristine_hub):
+    """The small zoo, ink-base carrying a checkpoint hash (a copy of the session's hub plus
+    two in-process submits: the CLI's submit is tested in test_cli)."""
+    home = hub_copy(pristine_hub, tmp_path_factory.mktemp("readable") / "hub")
+    hub = Hub(home)
+    hub.submit_folder(
+        "ink-base", submissions["ink-base"], replace=True, model_hashes=[HASH], progress=False
+    )
+    hub.submit_folder("neon-base", submissions["neon-base"], progress=False)
+    hub.registry().sync_index(hub.settings(), full=True)  # no dead slot of the replaced copy
     return home
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conftest import SMALL_ZOO, build_hub, run_gmi
+from conftest import SMALL_ZOO, hub_copy, run_gmi
 from gmi.hub import Hub
 from gmi.zoo.export import query_upload
 
@@ -19,8 +19,12 @@ N_QUERIES = 10
 
 
 @pytest.fixture(scope="module")
-def warm_hub(tmp_path_factory, submissions):
-    return build_hub(tmp_path_factory.mktemp("warm"), submissions, SMALL_ZOO)
+def warm_hub(tmp_path_factory, submissions, pristine_hub):
+    home = hub_copy(pristine_hub, tmp_path_factory.mktemp("warm") / "hub")
+    Hub(home).submit_folder(
+        "neon-base", submissions["neon-base"], description="the neon-base model", progress=False
+    )
+    return home
 
 
 @pytest.fixture(scope="module")

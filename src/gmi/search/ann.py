@@ -64,6 +64,15 @@ def lists_for(rows: int) -> int:
     return int(2 ** round(math.log2(max(4 * math.sqrt(max(rows, 1)), 16))))
 
 
+def search_parameters(index: object, probes: int) -> object:
+    """Per-call probe count (no shared state: concurrent searches may ask for different ones)."""
+    faiss = faiss_module()
+    ivf = faiss.SearchParametersIVF(nprobe=int(probes))
+    if isinstance(index, faiss.IndexPreTransform):
+        return faiss.SearchParametersPreTransform(index_params=ivf)
+    return ivf
+
+
 @dataclass
 class BuiltIndex:
     """A FAISS index over rows [0, rows) of one packed generation."""
@@ -99,12 +108,14 @@ class BuiltIndex:
     def search(self, features: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """(squared distances, ids, exhaustive) of the n nearest indexed points per row;
         exhaustive: every point was looked at and returned (an exact scan with n >= rows)."""
-        looked_at_all = True
+        looked_at_all, params = True, None
         if self.trained_rows:
-            ivf = faiss_module().extract_index_ivf(self.index)
-            ivf.nprobe = self.probes(n)
-            looked_at_all = ivf.nprobe >= ivf.nlist
-        d2, ids = self.index.search(np.ascontiguousarray(features, dtype=np.float32), n)
+            probes = self.probes(n)
+            looked_at_all = probes >= faiss_module().extract_index_ivf(self.index).nlist
+            params = search_parameters(self.index, probes)
+        d2, ids = self.index.search(
+            np.ascontiguousarray(features, dtype=np.float32), n, params=params
+        )
         return d2, ids, looked_at_all and n >= self.rows
 
 
@@ -176,9 +187,9 @@ def verify(built: BuiltIndex, points: np.ndarray, rows: np.ndarray) -> list[int]
     if rows.size == 0:
         return []
     probe = np.ascontiguousarray(np.asarray(points[rows], dtype=np.float32))
-    if built.trained_rows:  # a point is in the list of its nearest centroid
-        faiss_module().extract_index_ivf(built.index).nprobe = 1
-    d2, ids = built.index.search(probe, 16)
+    # a point is in the list of its nearest centroid: one probe finds it
+    params = search_parameters(built.index, 1) if built.trained_rows else None
+    d2, ids = built.index.search(probe, 16, params=params)
     tolerance = 1e-5 * (1.0 + np.einsum("nd,nd->n", probe, probe))
     missing = []
     for r, found, dist, tol in zip(rows, ids, d2, tolerance, strict=True):
