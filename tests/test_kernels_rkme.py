@@ -84,3 +84,18 @@ def test_one_point_per_image_is_exact():
     reduced = build_reduced_set(x, 50, 1.0)
     assert reduced.points.shape == x.shape
     assert mmd_squared(x, reduced.points, reduced.beta, 1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_simplex_beta_is_on_the_simplex_and_costs_mmd():
+    """learnware's constraint (beta >= 0, sum 1): honoured exactly, and never better than the
+    free mass gmi keeps (the optimum over a larger set)."""
+    x = np.random.default_rng(3).normal(size=(300, 12))
+    gamma = 1.0 / 24
+    free = build_reduced_set(x, 10, gamma)
+    simplex = build_reduced_set(x, 10, gamma, simplex=True)
+    assert np.all(simplex.beta >= 0) and abs(simplex.beta.sum() - 1.0) < 1e-12
+    assert mmd_squared(x, free.points, free.beta, gamma) <= mmd_squared(
+        x, simplex.points, simplex.beta, gamma
+    )
+    fixed = solve_beta(x, simplex.points, gamma, simplex=True)
+    assert abs(fixed.sum() - 1.0) < 1e-12 and np.all(fixed >= 0)

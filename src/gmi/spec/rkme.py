@@ -30,9 +30,13 @@ class ReducedSet:
     assignment: np.ndarray
 
 
-def mmd_squared(x: np.ndarray, points: np.ndarray, beta: np.ndarray, gamma: float) -> float:
-    """|| (1/n) sum_i k(x_i, .) - sum_j beta_j k(c_j, .) ||^2, in float64."""
-    kxx = gaussian_kernel(x, x, gamma).mean()
+def mmd_squared(
+    x: np.ndarray, points: np.ndarray, beta: np.ndarray, gamma: float, kxx: float | None = None
+) -> float:
+    """|| (1/n) sum_i k(x_i, .) - sum_j beta_j k(c_j, .) ||^2, in float64. `kxx` (the mean of
+    k(x_i, x_j), O(n^2 d), constant while the points move) may be given once by the caller."""
+    if kxx is None:
+        kxx = float(gaussian_kernel(x, x, gamma).mean())
     kcx = gaussian_kernel(points, x, gamma).mean(axis=1)
     kcc = gaussian_kernel(points, points, gamma)
     beta = np.asarray(beta, dtype=np.float64)
@@ -58,21 +62,50 @@ def mmd_gradient(x: np.ndarray, points: np.ndarray, beta: np.ndarray, gamma: flo
     return 4.0 * gamma * beta[:, None] * (data_term - self_term)
 
 
-def solve_beta(x: np.ndarray, points: np.ndarray, gamma: float) -> np.ndarray:
+SIMPLEX_PENALTY = 1e6  # weight of the sum-to-one row (relative to the kernel's scale)
+
+
+def solve_beta(
+    x: np.ndarray, points: np.ndarray, gamma: float, simplex: bool = False
+) -> np.ndarray:
     """Optimal beta >= 0 for fixed points: min beta^T Kcc beta - 2 b^T beta, b = mean_i k(c, x_i).
 
     Rewritten as non-negative least squares with the Cholesky factor Kcc = L L^T:
-    || L^T beta - L^{-1} b ||^2 (equal up to a constant).
+    || L^T beta - L^{-1} b ||^2 (equal up to a constant). simplex=True adds sum(beta) = 1 (the
+    constraint of the paper's and learnware's RKME) as one heavily weighted row of the same
+    least squares, then divides out the residual: for comparisons (benchmarks/learnware_rkme.py);
+    gmi's specs keep the free mass (METHOD.md 7).
     """
     kcc = gaussian_kernel(points, points, gamma)
-    kcc[np.diag_indices_from(kcc)] += _RIDGE
     b = gaussian_kernel(points, x, gamma).mean(axis=1)
+    return _solve_beta(kcc, b, simplex)
+
+
+def _solve_beta(kcc: np.ndarray, b: np.ndarray, simplex: bool) -> np.ndarray:
+    kcc = kcc.copy()
+    kcc[np.diag_indices_from(kcc)] += _RIDGE
     chol = np.linalg.cholesky(kcc)
     rhs = np.linalg.solve(chol, b)
     from scipy.optimize import nnls  # imported here: 0.3 s that identify never needs
 
-    beta, _ = nnls(chol.T, rhs, maxiter=50 * len(b))
+    matrix = chol.T
+    if simplex:
+        weight = np.sqrt(SIMPLEX_PENALTY * float(np.trace(kcc)) / len(b))
+        matrix = np.vstack([matrix, np.full((1, len(b)), weight)])
+        rhs = np.r_[rhs, weight]
+    beta, _ = nnls(matrix, rhs, maxiter=50 * len(b))
+    if simplex and beta.sum() > 0:
+        beta = beta / beta.sum()
     return beta
+
+
+def _fit(x: np.ndarray, points: np.ndarray, gamma: float, simplex: bool) -> tuple:
+    """(beta, MMD^2 without its constant term) for fixed points: ONE kernel pass over the data
+    serves both (the optimisation compares values only)."""
+    kcc = gaussian_kernel(points, points, gamma)
+    kcx = gaussian_kernel(points, x, gamma).mean(axis=1)
+    beta = _solve_beta(kcc, kcx, simplex)
+    return beta, float(-2.0 * beta @ kcx + beta @ kcc @ beta)
 
 
 def _kmeans_pp_init(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -98,8 +131,7 @@ def kmeans(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> 
         d2 = squared_distances(x, centers)
         labels = d2.argmin(axis=1)
         counts = np.bincount(labels, minlength=k)
-        sums = np.zeros_like(centers)
-        np.add.at(sums, labels, x)
+        sums = (labels[None, :] == np.arange(k)[:, None]).astype(np.float64) @ x  # [k, d]
         empty = counts == 0
         centers[~empty] = sums[~empty] / counts[~empty, None]
         if empty.any():
@@ -116,10 +148,12 @@ def build_reduced_set(
     kmeans_iterations: int = 10,
     gradient_steps: int = 10,
     seed: int = 0,
+    simplex: bool = False,
 ) -> ReducedSet:
     """Summarise features [n, d] by at most n_points weighted points.
 
     With n_points >= n the points are the inputs themselves and beta = 1/n (MMD exactly 0).
+    simplex=True keeps beta on the simplex (beta >= 0, sum 1), see solve_beta.
     """
     x = np.asarray(features, dtype=np.float64)
     n = x.shape[0]
@@ -133,15 +167,13 @@ def build_reduced_set(
         )
     rng = np.random.default_rng(seed)
     centers = kmeans(x, n_points, kmeans_iterations, rng)
-    beta = solve_beta(x, centers, gamma)
-    current = mmd_squared(x, centers, beta, gamma)
+    beta, current = _fit(x, centers, gamma, simplex)
     step = 1.0 / (4.0 * gamma)  # a natural length scale: gradients carry a factor 4 gamma
     for _ in range(gradient_steps):
         grad = mmd_gradient(x, centers, beta, gamma)
         while step > 1e-6:
             candidate = centers - step * grad / max(float(beta.max()), 1e-12)
-            cand_beta = solve_beta(x, candidate, gamma)
-            value = mmd_squared(x, candidate, cand_beta, gamma)
+            cand_beta, value = _fit(x, candidate, gamma, simplex)
             if value < current:
                 centers, beta, current = candidate, cand_beta, value
                 step *= 1.5
