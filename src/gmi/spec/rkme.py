@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gmi.spec.kernels import gaussian_kernel, squared_distances
+from gmi.spec.kernels import gaussian_kernel
 
 _RIDGE = 1e-8  # keeps the kernel matrix of the reduced points positive definite
 
@@ -43,7 +43,13 @@ def mmd_squared(
     return float(kxx - 2.0 * beta @ kcx + beta @ kcc @ beta)
 
 
-def mmd_gradient(x: np.ndarray, points: np.ndarray, beta: np.ndarray, gamma: float) -> np.ndarray:
+def mmd_gradient(
+    x: np.ndarray,
+    points: np.ndarray,
+    beta: np.ndarray,
+    gamma: float,
+    xx: np.ndarray | None = None,
+) -> np.ndarray:
     """Gradient of the MMD^2 with respect to the points:
 
     d MMD^2 / d c_j = 4 gamma beta_j [ mean_i k(c_j,x_i)(c_j-x_i)
@@ -53,7 +59,9 @@ def mmd_gradient(x: np.ndarray, points: np.ndarray, beta: np.ndarray, gamma: flo
     """
     x = np.asarray(x, dtype=np.float64)
     c = np.asarray(points, dtype=np.float64)
-    kcx = gaussian_kernel(c, x, gamma)  # [K, n]
+    if xx is None:
+        xx = np.einsum("nd,nd->n", x, x)
+    kcx = np.exp(-gamma * _to_data(x, xx, c))  # [K, n]
     kcc = gaussian_kernel(c, c, gamma)  # [K, K]
     n = x.shape[0]
     data_term = (kcx.sum(axis=1)[:, None] * c - kcx @ x) / n
@@ -99,19 +107,27 @@ def _solve_beta(kcc: np.ndarray, b: np.ndarray, simplex: bool) -> np.ndarray:
     return beta
 
 
-def _fit(x: np.ndarray, points: np.ndarray, gamma: float, simplex: bool) -> tuple:
+def _to_data(x: np.ndarray, xx: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """[K, n] squared distances from points to the rows of x, with the rows' squared norms xx
+    computed once per build (reading x for its norms in every step cost as much as the
+    product itself)."""
+    pp = np.einsum("kd,kd->k", points, points)
+    return np.maximum(pp[:, None] + xx[None, :] - 2.0 * (points @ x.T), 0.0)
+
+
+def _fit(x: np.ndarray, xx: np.ndarray, points: np.ndarray, gamma: float, simplex: bool):
     """(beta, MMD^2 without its constant term) for fixed points: ONE kernel pass over the data
     serves both (the optimisation compares values only)."""
     kcc = gaussian_kernel(points, points, gamma)
-    kcx = gaussian_kernel(points, x, gamma).mean(axis=1)
+    kcx = np.exp(-gamma * _to_data(x, xx, points)).mean(axis=1)
     beta = _solve_beta(kcc, kcx, simplex)
     return beta, float(-2.0 * beta @ kcx + beta @ kcc @ beta)
 
 
-def _kmeans_pp_init(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def _kmeans_pp_init(x: np.ndarray, xx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     n = x.shape[0]
     centers = [int(rng.integers(n))]
-    closest = squared_distances(x, x[centers[0]][None, :])[:, 0]
+    closest = _to_data(x, xx, x[centers[0]][None, :])[0]
     for _ in range(1, k):
         total = closest.sum()
         if total <= 0:  # all remaining points coincide with a centre: pick any unused one
@@ -120,15 +136,16 @@ def _kmeans_pp_init(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
         else:
             nxt = int(rng.choice(n, p=closest / total))
         centers.append(nxt)
-        closest = np.minimum(closest, squared_distances(x, x[nxt][None, :])[:, 0])
+        closest = np.minimum(closest, _to_data(x, xx, x[nxt][None, :])[0])
     return x[centers].copy()
 
 
 def kmeans(x: np.ndarray, k: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ + Lloyd steps; an empty cluster is re-seeded at the worst-fitted point."""
-    centers = _kmeans_pp_init(x, k, rng)
+    xx = np.einsum("nd,nd->n", x, x)
+    centers = _kmeans_pp_init(x, xx, k, rng)
     for _ in range(iterations):
-        d2 = squared_distances(x, centers)
+        d2 = _to_data(x, xx, centers).T
         labels = d2.argmin(axis=1)
         counts = np.bincount(labels, minlength=k)
         sums = (labels[None, :] == np.arange(k)[:, None]).astype(np.float64) @ x  # [k, d]
@@ -167,17 +184,18 @@ def build_reduced_set(
         )
     rng = np.random.default_rng(seed)
     centers = kmeans(x, n_points, kmeans_iterations, rng)
-    beta, current = _fit(x, centers, gamma, simplex)
+    xx = np.einsum("nd,nd->n", x, x)
+    beta, current = _fit(x, xx, centers, gamma, simplex)
     step = 1.0 / (4.0 * gamma)  # a natural length scale: gradients carry a factor 4 gamma
     for _ in range(gradient_steps):
-        grad = mmd_gradient(x, centers, beta, gamma)
+        grad = mmd_gradient(x, centers, beta, gamma, xx=xx)
         while step > 1e-6:
             candidate = centers - step * grad / max(float(beta.max()), 1e-12)
-            cand_beta, value = _fit(x, candidate, gamma, simplex)
+            cand_beta, value = _fit(x, xx, candidate, gamma, simplex)
             if value < current:
                 centers, beta, current = candidate, cand_beta, value
                 step *= 1.5
                 break
             step *= 0.5
-    assignment = squared_distances(x, centers).argmin(axis=1)
+    assignment = _to_data(x, xx, centers).argmin(axis=0)
     return ReducedSet(points=centers.astype(np.float32), beta=beta, assignment=assignment)
