@@ -258,3 +258,16 @@ def test_service_with_the_ann_searcher_answers_each_query_as_the_exact_scan(
             assert entry["search"]["searcher"] == "ann" and entry["search"]["certified"]
             got.append([r["model"] for r in entry["results"]])
     assert got == want
+
+
+def test_slots_asked_for_are_scored_even_when_not_shortlisted():
+    """A model the image names by checkpoint hash is ranked whatever the shortlist holds."""
+    arrays, centres, _ = clustered_arrays()
+    feature = centres[[3]].astype(np.float32)
+    far = int(np.argmax(((centres - centres[3]) ** 2).sum(axis=1)))
+    weights = PointWeights.uniform(1)
+    plain = ranking.distances(arrays, feature, weights, [[0]], searcher=ann.ANN, k=5)
+    assert not np.isfinite(plain[0, far])
+    asked = ranking.distances(arrays, feature, weights, [[0]], searcher=ann.ANN, k=5, always=[far])
+    exact = ranking.distances(arrays, feature, weights, [[0]])
+    np.testing.assert_allclose(asked[0, far], exact[0, far], rtol=1e-5)

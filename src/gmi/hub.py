@@ -573,29 +573,14 @@ class Hub:
             searcher=EXACT if exact else self._searcher(settings),
             k=top + len(hashed),
             report=search,
+            always=[index.position[n] for n in hashed],  # named by checkpoint hash: scored
         )
-        unscored = np.array(
-            [index.position[n] for n in sorted(hashed)], dtype=np.int64
-        )  # a model the image names by its checkpoint hash is always scored
-        unscored = unscored[~np.isfinite(distances[:, unscored]).all(axis=0)]
-        if unscored.size:
-            distances[:, unscored] = ranking.distances_of(
-                index.arrays,
-                unscored,
-                features,
-                weights,
-                groups,
-                scoring=settings.scoring,
-                combine=settings.combine,
-                backend=self.backend,
-            )
         t3 = time.perf_counter()
 
         timings = {"encode_s": t1 - t0, "interrogate_s": t2 - t1, "score_s": t3 - t2}
         calibration = index.learned.get("calibration")
         if not isinstance(calibration, Calibration):
             raise CorruptSpecError(f"{self.home}: the hub's calibration is missing")
-        exact = exact_hashes
         skipped = [
             f"model {name!r}: {why}; left out of the ranking (see gmi check)"
             for name, why in index.skipped.items()
@@ -603,7 +588,12 @@ class Hub:
         out = []
         for g, group in enumerate(groups):
             exact_here = sorted(
-                {index.position[n] for i in group for n in exact.get(i, []) if n in index.position},
+                {
+                    index.position[n]
+                    for i in group
+                    for n in exact_hashes.get(i, [])
+                    if n in index.position
+                },
                 key=lambda m: distances[g, m],
             )
             ranked = ranking.top_k(distances[g], top + len(exact_here))

@@ -35,14 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 from gmi.errors import InvalidInputError, NotFoundError, StoreUnavailableError, already_exists
 from gmi.registry.store import (
-    MAX_DESCRIPTION,
     SPEC_DIR,
     ModelRecord,
     Registry,
     SpecFiles,
-    _hash_forms,
+    checked_submission,
     normalise_model_hash,
-    validate_name,
 )
 from gmi.spec.specification import Specification
 
@@ -179,14 +177,7 @@ class PostgresStore(SpecFiles):
         model_hashes: list[str] | None = None,
     ) -> ModelRecord:
         """Files first (atomic), the row last (one transaction), as Registry.add."""
-        validate_name(name)
-        hashes = None
-        if model_hashes is not None:
-            hashes = sorted(
-                {form for h in model_hashes for form in _hash_forms(normalise_model_hash(h))}
-            )
-        if description is not None and len(description) > MAX_DESCRIPTION:
-            raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
+        hashes = checked_submission(name, description, model_hashes)
         if not replace and self.exists(name):
             raise already_exists(name)
         data = spec.to_bytes()

@@ -416,14 +416,7 @@ class Registry(SpecFiles):
     ) -> ModelRecord:
         """Store a spec (and its example thumbnails): files first (atomic), row last (one
         transaction). On replace, description=None / model_hashes=None keep the old ones."""
-        validate_name(name)
-        hashes = None
-        if model_hashes is not None:
-            hashes = sorted(
-                {form for h in model_hashes for form in _hash_forms(normalise_model_hash(h))}
-            )
-        if description is not None and len(description) > MAX_DESCRIPTION:
-            raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
+        hashes = checked_submission(name, description, model_hashes)
         data = spec.to_bytes()
         spec_file = f"{uuid.uuid4().hex}.safetensors"
         now = time.time()
@@ -695,6 +688,19 @@ def _is_storage_failure(exc: sqlite3.OperationalError) -> bool:
         word in text
         for word in ("disk is full", "readonly", "read-only", "disk i/o", "unable to open")
     )
+
+
+def checked_submission(
+    name: str, description: str | None, model_hashes: list[str] | None
+) -> list[str] | None:
+    """What every store checks before a write: the name, the description's length, and the
+    checkpoint hashes in the forms they are stored (None: keep the model's current ones)."""
+    validate_name(name)
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
+    if model_hashes is None:
+        return None
+    return sorted({form for h in model_hashes for form in _hash_forms(normalise_model_hash(h))})
 
 
 def _hash_forms(model_hash: str) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,8 @@ class MilvusSearcher:
         return self._client
 
     def collection(self, arrays: PackedArrays) -> str:
-        if arrays.origin is None:
-            return "gmi_memory_" + hex(id(arrays))[2:]  # benchmark arrays: never reused
+        if arrays.origin is None:  # in-memory arrays (the benchmark): a name kept on them
+            return arrays.device_copies.setdefault("milvus", "gmi_memory_" + uuid.uuid4().hex)
         home, generation = arrays.origin
         return collection_prefix(home) + generation
 

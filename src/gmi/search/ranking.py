@@ -78,6 +78,7 @@ def distances(
     searcher: Searcher = EXACT,
     k: int = 10,
     report: dict | None = None,
+    always: Sequence[int] = (),
 ) -> np.ndarray:
     """Distances [G, S] of each requirement (group of query images) to every slot; +inf for
     slots that are dead, skipped or not shortlisted. `features` are as the encoder gave them:
@@ -88,7 +89,8 @@ def distances(
     image i's N nearest has d >= s*gamma*R_i^2, so a group's k-th best shortlisted distance at
     or below s*gamma*mean(R_i^2) cannot be beaten by any unlisted model. Not certified: N is
     quadrupled, up to MAX_POINTS, then every live model is scored. `report` (a dict) receives
-    how it went: searcher, points asked, rounds, certified, candidates."""
+    how it went: searcher, points asked, rounds, certified, candidates. Slots in `always`
+    (e.g. models an image names by checkpoint hash) are scored whether shortlisted or not."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}")
     rule = scoring_rule(scoring)
@@ -106,10 +108,14 @@ def distances(
         info["scored"] = int(np.isfinite(out).any(axis=0).sum())
         if not local:
             info["certified"] = found.exhaustive  # a heuristic shortlist for the RKME
-            return out
+            return _score_missing(
+                arrays, out, always, features, weights, groups, rule, combine, backend
+            )
         if found.exhaustive or _certified(out, found.radius2, groups, rule, arrays, k):
             info["certified"] = True
-            return out
+            return _score_missing(
+                arrays, out, always, features, weights, groups, rule, combine, backend
+            )
         if n >= MAX_POINTS:
             info["fallback"] = "exact scan"
             break
@@ -138,21 +144,16 @@ def distances(
     return out
 
 
-def distances_of(
-    arrays: PackedArrays,
-    slots: np.ndarray,
-    features: np.ndarray,
-    weights: PointWeights,
-    groups: Sequence[Sequence[int]],
-    *,
-    scoring: str = "local",
-    combine: str = "mean",
-    backend: str = "auto",
-) -> np.ndarray:
-    """Distances [G, len(slots)] of the given slots only (e.g. models an image names)."""
-    rule = scoring_rule(scoring)
-    sub = arrays.subset(np.asarray(slots, dtype=np.int64))
-    return _score(sub, arrays.to_space(features), weights, groups, rule, combine, backend)
+def _score_missing(arrays, out, always, features, weights, groups, rule, combine, backend):
+    """`out` with the slots of `always` that are still unscored (+inf) scored exactly."""
+    wanted = np.asarray(sorted(set(always)), dtype=np.int64)
+    if wanted.size == 0:
+        return out
+    missing = wanted[~np.isfinite(out[:, wanted]).all(axis=0)]
+    if missing.size:
+        sub = arrays.subset(missing)
+        out[:, missing] = _score(sub, features, weights, groups, rule, combine, backend)
+    return out
 
 
 def _score(sub, features, weights, groups, rule, combine, backend) -> np.ndarray:
