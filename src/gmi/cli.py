@@ -1,7 +1,9 @@
 """The `gmi` command line: thin commands over gmi.hub.Hub.
 
 Contract (scripts rely on it; keep it stable): `gmi submit NAME --images DIR [--description]
-[--replace]`, `gmi identify IMAGE... [--top K] [--json] [--together]`, `gmi models [--json]`,
+[--replace]`, `gmi submit-many MANIFEST [--ray auto|ADDRESS] [--workers N] --json` (one JSON
+object {"submitted", "skipped", "failed": [{"name", "error"}]}; exit 0 when nothing failed, 1
+otherwise), `gmi identify IMAGE... [--top K] [--json] [--together]`, `gmi models [--json]`,
 `gmi info NAME`, `gmi remove NAME`. A user error prints one line `gmi: error: ...` on stderr
 and exits non-zero (2 bad input, 3 not found, 4 conflict, 5 corrupt spec); never a traceback.
 """
@@ -63,39 +65,22 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     hub = _hub(args, encoder=args.encoder)
     started = time.perf_counter()
-    generated = None
-    if args.diffusers:
-        from gmi.generators import load_generator
-        from gmi.generators.submission import load_prompts
-        from gmi.model_hash import checkpoint_hashes
+    from gmi.submit.manifest import ManifestEntry
 
-        prompts = load_prompts(args.prompts)
-        hashes = list(args.model_hash or [])
-        if not args.lora:  # a LoRA makes another model than its base checkpoint
-            hashes += checkpoint_hashes(args.diffusers)
-        generator = load_generator(
-            f"diffusers:{args.diffusers}", lora=args.lora, device=args.device, steps=args.steps
-        )
-        record, generated = hub.submit_generated(
-            args.name,
-            generator,
-            prompts,
-            images_per_prompt=args.images_per_prompt,
-            keep_images=args.keep_images,
-            description=args.description,
-            replace=args.replace,
-            progress=not args.quiet,
-            model_hashes=hashes or None,
-        )
-    else:
-        record = hub.submit_folder(
-            args.name,
-            args.images,
-            description=args.description,
-            replace=args.replace,
-            progress=not args.quiet,
-            model_hashes=args.model_hash,
-        )
+    entry = ManifestEntry(
+        args.name,
+        images=args.images,
+        generator=f"diffusers:{args.diffusers}" if args.diffusers else None,
+        lora=args.lora,
+        prompts=args.prompts,
+        steps=args.steps,
+        images_per_prompt=args.images_per_prompt,
+        description=args.description,
+        model_hashes=tuple(args.model_hash or ()),
+        keep_images=args.keep_images,
+    )
+    record, made = hub.submit_entry(entry, replace=args.replace, progress=not args.quiet)
+    generated = made if args.diffusers else None
     elapsed = time.perf_counter() - started
     if args.json:
         extra = {} if generated is None else {"generated": generated}
@@ -107,6 +92,31 @@ def cmd_submit(args: argparse.Namespace) -> int:
             f"spec points ({record.encoder}) in {elapsed:.1f}s"
         )
     return 0
+
+
+def cmd_submit_many(args: argparse.Namespace) -> int:
+    from gmi.submit.executors import make_executor
+    from gmi.submit.manifest import read_manifest
+    from gmi.submit.many import submit_many
+
+    entries = read_manifest(args.manifest)
+    hub = _hub(args, encoder=args.encoder)
+    executor = make_executor(args.ray, args.workers, args.retries)
+    try:
+        result = submit_many(hub, entries, executor, replace=args.replace, progress=not args.quiet)
+    finally:
+        executor.close()
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(
+            f"{len(result.submitted)} submitted, {len(result.skipped)} skipped (unchanged), "
+            f"{len(result.failed)} failed in {result.seconds:.1f}s ({executor.name}, "
+            f"{executor.workers} workers)"
+        )
+        for failure in result.failed:
+            print(f"  failed {failure['name']}: {failure['error']}")
+    return 1 if result.failed else 0
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
@@ -433,6 +443,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the stored record as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser(
+        "submit-many",
+        help="add every model of a manifest (JSON lines or CSV), in parallel, resumably",
+    )
+    p.add_argument(
+        "manifest",
+        type=Path,
+        metavar="MANIFEST",
+        help='one model per line: {"name", "images": DIR} or {"name", "diffusers": ID_OR_PATH, '
+        '"lora", "prompts": FILE, "steps", "images_per_prompt"}, optional "description"',
+    )
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the tasks on Ray: local (a private instance here), auto (the cluster this "
+        "machine joined with `ray start`) or a cluster address",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="tasks at once (default: 1 in this process; with --ray, the cluster's CPUs)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="times a task whose worker process died is run again (default 2)",
+    )
+    p.add_argument(
+        "--replace", action="store_true", help="update models registered with other inputs"
+    )
+    p.add_argument("--encoder", help="encoder, for a new registry (default: offline)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary object")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_submit_many)
 
     p = sub.add_parser("identify", help="rank the registered models for example image(s)")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")

@@ -63,6 +63,17 @@ class StoreUnavailableError(GmiError):
     exit_code = 9
 
 
+class ClusterUnavailableError(GmiError):
+    """The Ray cluster named by `--ray` cannot be reached; nothing was submitted."""
+
+    exit_code = 10
+
+
+class TaskLostError(GmiError):
+    """The process running a submission task died (killed, out of memory) and its retries
+    are spent: that model failed, the others go on."""
+
+
 class UnknownPluginError(GmiError):
     """An encoder / interrogator / generator name that is not registered."""
 

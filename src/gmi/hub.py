@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Sequence
@@ -21,12 +20,11 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from gmi.augment import spec_views
 from gmi.embedded import Embedded, read_embedded
 from gmi.encoders import Encoder, load_encoder
 from gmi.encoders.base import l2_normalise
+from gmi.encoders.batches import encode_in_batches
 from gmi.errors import (
     ConflictError,
     CorruptSpecError,
@@ -35,7 +33,7 @@ from gmi.errors import (
     NotFoundError,
     already_exists,
 )
-from gmi.imagefolder import MAX_PROMPT_CHARS, read_imagefolder
+from gmi.imagefolder import MAX_PROMPT_CHARS
 from gmi.images import open_image
 from gmi.interrogators import load_interrogator
 from gmi.interrogators.base import prompt_embeddings
@@ -53,20 +51,16 @@ from gmi.search.searchers import EXACT, Searcher, load_searcher
 from gmi.search.weights import PointWeights
 from gmi.settings import HubSettings
 from gmi.spec.calibration import Calibration
-from gmi.spec.kernels import default_gamma
-from gmi.spec.specification import Specification, build_specification
-
-ENCODE_BATCH = 16
-THUMBNAIL_SIDE = 160
-
-
-def thumbnail_bytes(image: Image.Image) -> bytes:
-    """A small JPEG of a spec image, kept so people can see what a model makes."""
-    small = image.convert("RGB")
-    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    buffer = io.BytesIO()
-    small.save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
+from gmi.spec.specification import Specification
+from gmi.submit.manifest import ManifestEntry
+from gmi.submit.prepare import (
+    Job,
+    PreparedModel,
+    encode_specification,
+    prepare_entry,
+    rebuild_with_gamma,
+    thumbnail_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -135,20 +129,6 @@ class Identification:
         if self.search.get("searcher", "exact") != "exact":
             entry["search"] = dict(self.search)
         return entry
-
-
-def encode_images_with_progress(
-    encoder: Encoder, images: Sequence[Image.Image], desc: str, progress: bool = True
-) -> np.ndarray:
-    """Encode in batches, with a progress bar on stderr when there is more than one batch."""
-    chunks = []
-    starts = range(0, len(images), ENCODE_BATCH)
-    bar = tqdm(
-        starts, desc=desc, unit="batch", disable=not progress or len(starts) < 2, leave=False
-    )
-    for start in bar:
-        chunks.append(encoder.encode_images(list(images[start : start + ENCODE_BATCH])))
-    return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
 
 
 class Hub:
@@ -281,7 +261,7 @@ class Hub:
 
     def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Encoder features [n, d] of decoded images, in batches."""
-        return encode_images_with_progress(self.encoder, list(images), "encoding", False)
+        return encode_in_batches(self.encoder, list(images), "encoding", False, fixed_shape=False)
 
     # -- submitting stage --------------------------------------------------------------
     def submit_folder(
@@ -296,18 +276,41 @@ class Hub:
     ) -> ModelRecord:
         """Submit a model from an imagefolder (its generated images + metadata.jsonl or .csv;
         for a folder with splits, the train split, recorded as the record's extra "split")."""
-        validate_name(name)
-        found = read_imagefolder(folder)
-        images = [open_image(p.path) for p in found.pairs]
-        return self.submit_images(
+        entry = ManifestEntry(
             name,
-            images,
-            [p.prompt for p in found.pairs],
-            extra={"split": found.split} if found.split else None,
+            images=Path(folder),
             description=description,
+            model_hashes=tuple(model_hashes or ()),
+        )
+        return self.submit_entry(entry, replace=replace, progress=progress)[0]
+
+    def submit_entry(
+        self, entry: ManifestEntry, *, replace: bool = False, progress: bool = True
+    ) -> tuple[ModelRecord, int]:
+        """Submit one manifest entry here, in this process: the work a `submit-many` task
+        does (gmi.submit.prepare), then the registry write. The record keeps the digest of
+        the entry's inputs (extra "inputs"), so `submit-many` skips it when nothing changed.
+        Returns the record and how many images were newly generated."""
+        if not replace and self.exists() and self.registry().exists(entry.name):
+            raise already_exists(entry.name)
+        digest = entry.inputs_digest()
+        job = Job(str(self.home), self.settings().to_strings(), self.compute_device, progress)
+        prepared = prepare_entry(entry, job)
+        return self.store_prepared(entry, prepared, digest, replace=replace), prepared.generated
+
+    def store_prepared(
+        self, entry: ManifestEntry, prepared: PreparedModel, digest: str, *, replace: bool
+    ) -> ModelRecord:
+        """Store a model prepared anywhere (a worker's bytes are checked like a file read)."""
+        spec = Specification.from_bytes(prepared.spec, f"model {entry.name!r}")
+        return self.store_spec(
+            entry.name,
+            spec,
+            thumbnails=prepared.thumbnails,
+            description=entry.description,
             replace=replace,
-            progress=progress,
-            model_hashes=model_hashes,
+            model_hashes=prepared.model_hashes or None,
+            extra={**prepared.extra, "inputs": digest},
         )
 
     def submit_generated(
@@ -367,62 +370,65 @@ class Hub:
         validate_name(name)
         for model_hash in model_hashes or []:
             normalise_model_hash(model_hash)  # refuse a bad hash before any encoding
-        if len(images) != len(prompts):
-            raise InvalidInputError("each image needs exactly one prompt")
-        if len(images) < 2:
-            raise InvalidInputError("a specification needs at least 2 generated images")
         settings = self.settings()
         if not replace and self.exists() and self.registry().exists(name):
             raise already_exists(name)
-        encoder = load_encoder(settings.encoder, self.compute_device)
-        views = spec_views(list(images), settings.augment)
-        features = encode_images_with_progress(encoder, views, f"encoding {name}", progress)
-        prompt_embeddings = encoder.encode_texts(list(prompts))
-        if settings.gamma is not None:
-            candidate = settings.gamma
-        else:
-            try:
-                candidate = default_gamma(features)
-            except ValueError as exc:  # e.g. every image the same (all black)
-                raise InvalidInputError(
-                    f"{name}: {exc}; a registry's first model fixes the kernel width from its "
-                    "images, so they must differ"
-                ) from exc
+        spec = encode_specification(
+            name, images, prompts, settings, self.compute_device, progress=progress
+        )
+        return self.store_spec(
+            name,
+            spec,
+            thumbnails=[thumbnail_bytes(im) for im in images],
+            description=description,
+            replace=replace,
+            model_hashes=model_hashes,
+            extra=extra,
+        )
+
+    def store_spec(
+        self,
+        name: str,
+        spec: Specification,
+        *,
+        thumbnails: list[bytes],
+        description: str | None = None,
+        replace: bool = False,
+        model_hashes: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> ModelRecord:
+        """The registry write of a submit: fix the registry's settings with the first model,
+        refuse a spec they cannot compare, store atomically, bring the index in step."""
+        settings = self.settings()
         registry = self.registry(create=True)
         # Fixed once, atomically: the first writer's values win and every other submit, even
         # one racing it into a new registry, reads them back and builds with them.
         stored = registry.set_settings(
             {
                 **settings.to_strings(),
-                "gamma": repr(candidate),
-                "image_dim": str(features.shape[1]),
-                "prompt_dim": str(prompt_embeddings.shape[1]),
+                "gamma": repr(spec.gamma),
+                "image_dim": str(spec.points.shape[1]),
+                "prompt_dim": str(spec.point_prompts.shape[1]),
             }
         )
         for key, ours in (
-            ("encoder", encoder.name),
-            ("image_dim", str(features.shape[1])),
-            ("prompt_dim", str(prompt_embeddings.shape[1])),
+            ("encoder", spec.encoder),
+            ("image_dim", str(spec.points.shape[1])),
+            ("prompt_dim", str(spec.point_prompts.shape[1])),
         ):
             if stored.get(key, ours) != ours:
                 raise ConflictError(
                     f"registry {self.home} has {key} {stored[key]!r}, this submission "
                     f"{ours!r}; specs that differ there cannot be compared"
                 )
-        spec = build_specification(
-            features,
-            prompt_embeddings,
-            list(prompts),
-            encoder=encoder.name,
-            gamma=float(stored["gamma"]),
-            n_points=settings.n_points,
-        )
+        if float(stored["gamma"]) != spec.gamma:  # another first submit fixed it before us
+            spec = rebuild_with_gamma(spec, float(stored["gamma"]), settings.n_points)
         record = registry.add(
             name,
             spec,
             description=description,
             replace=replace,
-            thumbnails=[thumbnail_bytes(im) for im in images],
+            thumbnails=thumbnails,
             model_hashes=model_hashes,
             extra=extra,
         )

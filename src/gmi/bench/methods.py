@@ -29,7 +29,7 @@ from tqdm import tqdm
 from gmi.augment import DEFAULT_AUGMENT, spec_views
 from gmi.bench.data import BenchData
 from gmi.encoders import Encoder, load_encoder
-from gmi.hub import encode_images_with_progress
+from gmi.encoders.batches import encode_in_batches
 from gmi.interrogators import DEFAULT_INTERROGATOR, INTERROGATORS, load_interrogator
 from gmi.interrogators.base import prompt_embeddings
 from gmi.registry.packed import PackedIndex
@@ -74,7 +74,7 @@ class BenchContext:
             leave=False,
         )
         spec = [
-            encode_images_with_progress(encoder, spec_views(m.images, self.augment), m.name, False)
+            encode_in_batches(encoder, spec_views(m.images, self.augment), m.name, False)
             for m in models
         ]
         queries = encoder.encode_images(self.data.query_images)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from safetensors.numpy import save
 
 from gmi import __version__
 from gmi.errors import CorruptSpecError
-from gmi.safetensors_io import load_with_metadata
+from gmi.safetensors_io import load_bytes_with_metadata, load_with_metadata
 from gmi.spec.kernels import median_heuristic_gamma
 from gmi.spec.rkme import build_reduced_set
 
@@ -90,12 +91,30 @@ class Specification:
     def load(cls, path: str | Path, label: str | None = None) -> Specification:
         """Load and verify a spec file; any damage raises CorruptSpecError (messages start with
         `label`, e.g. "model 'x'", else the path)."""
-        path = Path(path)
         where = label or str(path)
         try:
-            arrays, metadata = load_with_metadata(path)
-            meta = json.loads(metadata["gmi"])
+            arrays, metadata = load_with_metadata(Path(path))
         except (OSError, SafetensorError, ValueError, KeyError, TypeError) as exc:
+            raise CorruptSpecError(f"{where}: not a readable gmi specification ({exc})") from exc
+        return cls._checked(arrays, metadata, where)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, label: str = "specification") -> Specification:
+        """Verify and load spec bytes (`to_bytes`), as strictly as a file: a spec made on
+        another machine is checked before the registry stores it."""
+        try:
+            arrays, metadata = load_bytes_with_metadata(data)
+        except (SafetensorError, ValueError, TypeError, struct.error) as exc:
+            raise CorruptSpecError(f"{label}: not a readable gmi specification ({exc})") from exc
+        return cls._checked(arrays, metadata, label)
+
+    @classmethod
+    def _checked(
+        cls, arrays: dict[str, np.ndarray], metadata: dict[str, str], where: str
+    ) -> Specification:
+        try:
+            meta = json.loads(metadata["gmi"])
+        except (ValueError, KeyError, TypeError) as exc:
             raise CorruptSpecError(f"{where}: not a readable gmi specification ({exc})") from exc
         missing = [name for name in _ARRAYS if name not in arrays]
         if missing:
