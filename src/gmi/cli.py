@@ -11,11 +11,12 @@ and exits non-zero (2 bad input, 3 not found, 4 conflict, 5 corrupt spec); never
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 points at stderr inside (for child processes too), then back."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def cmd_submit_many(args: argparse.Namespace) -> int:
     from gmi.submit.executors import make_executor
     from gmi.submit.manifest import read_manifest
@@ -101,11 +116,16 @@ def cmd_submit_many(args: argparse.Namespace) -> int:
 
     entries = read_manifest(args.manifest)
     hub = _hub(args, encoder=args.encoder)
-    executor = make_executor(args.ray, args.workers, args.retries)
-    try:
-        result = submit_many(hub, entries, executor, replace=args.replace, progress=not args.quiet)
-    finally:
-        executor.close()
+    # Ray's processes (and its messages about dead workers) write to the driver's stdout:
+    # they get stderr, so stdout carries the summary alone (--json is read by scripts)
+    with _stdout_to_stderr():
+        executor = make_executor(args.ray, args.workers, args.retries)
+        try:
+            result = submit_many(
+                hub, entries, executor, replace=args.replace, progress=not args.quiet
+            )
+        finally:
+            executor.close()
     if args.json:
         print(json.dumps(result.to_json()))
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -168,6 +169,12 @@ class RayExecutor(Executor):
                 "logging_level": "WARNING",
                 "configure_logging": True,
             }
+            problem = None if address in ("local", "auto") else _unreachable(address)
+            if problem:  # Ray itself would retry for minutes, printing a line every 5 s
+                raise ClusterUnavailableError(
+                    f"no Ray cluster at {address!r} ({problem}); start one with "
+                    "`ray start --head`, or use --ray local"
+                )
             try:
                 if address == "local":
                     ray.init(num_cpus=workers or os.cpu_count() or 1, **options)
@@ -237,6 +244,18 @@ class RayExecutor(Executor):
         if self._started:
             self.ray.shutdown()
             self._started = False
+
+
+def _unreachable(address: str, timeout_s: float = 5.0) -> str | None:
+    """Why HOST:PORT (or ray://HOST:PORT) takes no TCP connection, or None."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None  # not HOST:PORT: Ray reports what it makes of it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+    return None
 
 
 def make_executor(ray: str | None, workers: int | None, retries: int = DEFAULT_RETRIES) -> Executor:

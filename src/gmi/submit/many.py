@@ -60,7 +60,7 @@ def error_line(exc: BaseException) -> str:
     return text if isinstance(exc, GmiError) else f"{type(exc).__name__}: {text}".rstrip(": ")
 
 
-def _task(argument: tuple[ManifestEntry, Job]) -> PreparedModel:
+def prepare_model_task(argument: tuple[ManifestEntry, Job]) -> PreparedModel:
     """What each executor runs (module level: Ray and pool processes import it by name)."""
     entry, job = argument
     return prepare_entry(entry, job)
@@ -117,7 +117,7 @@ def submit_many(
         job = Job(str(hub.home), hub.settings().to_strings(), hub.device, progress=False)
         by_name = {entry.name: (entry, digest, again) for entry, digest, again in batch}
         jobs = ((entry.name, (entry, job)) for entry, _, _ in batch)
-        for name, prepared, error in executor.run(_task, jobs, _wants_gpu):
+        for name, prepared, error in executor.run(prepare_model_task, jobs, _wants_gpu):
             yield by_name[name], prepared, error
 
     def store(item: tuple[ManifestEntry, str, bool], prepared: PreparedModel | None, error) -> bool:

@@ -1,0 +1,294 @@
+"""`gmi submit-many`: a manifest of models submitted in this process, a local pool or on a
+real local Ray instance, with the same spec bytes as one-by-one submits; resumable after a
+failure, a killed worker or a killed driver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tiny_hf import make_stable_diffusion
+
+from conftest import SMALL_ZOO, run_gmi
+
+PROMPTS = "a red cat\na blue house at night\na dog in a forest\na castle by the sea\n"
+
+
+def spec_digests(home: Path) -> dict[str, str]:
+    """sha256 of each model's spec arrays (what the issue's target compares)."""
+    from gmi.registry.store import Registry
+    from gmi.spec.specification import arrays_sha256
+
+    registry = Registry(home, create=False)
+    return {r.name: arrays_sha256(registry.load_spec(r).arrays()) for r in registry.list()}
+
+
+def write_manifest(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def manifest_dir(tmp_path_factory, submissions) -> Path:
+    """Three imagefolders (relative paths), a prompt file, two zoo generators, one folder
+    that does not exist."""
+    root = tmp_path_factory.mktemp("manifest")
+    (root / "prompts.txt").write_text(PROMPTS)
+    rows = [
+        {"name": m, "images": str(submissions[m]), "description": f"the {m} model"}
+        for m in SMALL_ZOO[:3]
+    ]
+    rows += [
+        {
+            "name": f"gen/{m}",
+            "generator": f"zoo:{m}",
+            "prompts": "prompts.txt",
+            "images_per_prompt": 2,
+        }
+        for m in ("ink-base", "neon-base")
+    ]
+    rows.append({"name": "missing", "images": "no-such-folder"})
+    write_manifest(root / "models.jsonl", rows)
+    return root
+
+
+def test_manifest_mistakes_are_one_line_naming_the_line(tmp_path):
+    cases = {
+        '{"name": "a", "images": "x"}\nnot json\n': ":2: not JSON",
+        '{"name": "a", "images": "x", "colour": 1}\n': "unknown keys ['colour']",
+        '{"name": "a", "images": "x"}\n{"name": "a", "images": "y"}\n': "already listed on line 1",
+        '{"name": "a", "images": "x", "diffusers": "y"}\n': "exactly one of images",
+        '{"images": "x"}\n': "needs a name",
+        '{"name": "a", "generator": "zoo:flat-base", "steps": "ten"}\n': "steps must be an int",
+        '{"name": "a", "generator": "nope:x"}\n': "unknown generator",
+        '{"name": "a", "images": "x", "lora": "l"}\n': "generated models only",
+        "": "lists no models",
+    }
+    for text, expected in cases.items():
+        manifest = tmp_path / "m.jsonl"
+        manifest.write_text(text)
+        out = run_gmi("submit-many", str(manifest), "--json", home=tmp_path / "hub")
+        assert out.returncode == 2, (text, out.stderr)
+        assert expected in out.stderr and out.stderr.count("\n") == 1, out.stderr
+        assert "Traceback" not in out.stderr and out.stdout == ""
+    assert not (tmp_path / "hub").exists()  # nothing made for a bad manifest
+
+
+def test_csv_manifest_reads_like_jsonl(tmp_path, submissions):
+    from gmi.submit.manifest import read_manifest
+
+    (tmp_path / "m.csv").write_text(
+        "name,images,generator,prompts,images_per_prompt,description,model_hashes\n"
+        f'flat,{submissions["flat-base"]},,,,"flat, simple",\n'
+        "gen,,zoo:ink-base,p.txt,3,,0123456789 abcdef0123\n"
+    )
+    flat, gen = read_manifest(tmp_path / "m.csv")
+    assert flat.images == submissions["flat-base"] and flat.description == "flat, simple"
+    assert gen.prompts == tmp_path / "p.txt" and gen.images_per_prompt == 3
+    assert gen.model_hashes == ("0123456789", "abcdef0123")
+
+
+def test_in_process_run_matches_one_by_one_submits_and_resumes(tmp_path, manifest_dir):
+    """The CLI without --ray: one failure reported, the rest submitted with the bytes of
+    `gmi submit`; a re-run skips everything unchanged; a changed input needs --replace."""
+    from gmi.hub import Hub
+    from gmi.submit.manifest import read_manifest
+
+    manifest = manifest_dir / "models.jsonl"
+    one_by_one = tmp_path / "one-by-one"
+    entries = [e for e in read_manifest(manifest) if e.name != "missing"]
+    first_entry = entries[0]  # the CLI for one (it fixes the kernel width), its code for the rest
+    run_gmi(
+        "submit",
+        first_entry.name,
+        "--images",
+        str(first_entry.images),
+        "--description",
+        str(first_entry.description),
+        "--quiet",
+        home=one_by_one,
+        check=True,
+    )
+    for entry in entries[1:]:
+        Hub(one_by_one).submit_entry(entry, progress=False)
+
+    hub = tmp_path / "hub"
+    first = run_gmi("submit-many", str(manifest), "--json", home=hub)
+    assert first.returncode == 1, first.stderr
+    summary = json.loads(first.stdout)
+    assert sorted(summary["submitted"]) == sorted(spec_digests(one_by_one))
+    assert summary["skipped"] == []
+    assert summary["failed"] == [
+        {"name": "missing", "error": f"{manifest_dir / 'no-such-folder'}: not a directory"}
+    ]
+    assert summary["generated"] == 16  # 4 prompts x 2 images, two generated models
+    assert spec_digests(hub) == spec_digests(one_by_one)
+
+    again = json.loads(run_gmi("submit-many", str(manifest), "--json", home=hub).stdout)
+    assert again["submitted"] == [] and sorted(again["skipped"]) == sorted(summary["submitted"])
+    # models submitted one by one carry the same input digest: nothing to do there either
+    there = json.loads(run_gmi("submit-many", str(manifest), "--json", home=one_by_one).stdout)
+    assert there["submitted"] == [] and len(there["skipped"]) == 5
+
+    changed = manifest_dir / "changed.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()[:1]]
+    rows[0]["description"] = "a new description"
+    write_manifest(changed, rows)
+    refused = json.loads(run_gmi("submit-many", str(changed), "--json", home=hub).stdout)
+    assert "other inputs" in refused["failed"][0]["error"]
+    replaced = run_gmi("submit-many", str(changed), "--replace", "--json", home=hub)
+    assert replaced.returncode == 0 and json.loads(replaced.stdout)["submitted"] == [
+        rows[0]["name"]
+    ]
+    info = json.loads(run_gmi("info", rows[0]["name"], "--json", home=hub).stdout)
+    assert info["description"] == "a new description"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real local Ray instance, as the issue asks (2 CPUs)."""
+    ray = pytest.importorskip("ray", reason="ray is in requirements.lock; install it")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_and_local_pool_build_the_same_specs(tmp_path, manifest_dir, local_ray):
+    """Python API on a local Ray (2 workers) and on a 2-process pool, with a tiny random Stable
+    Diffusion among the models: every spec byte-identical to the in-process run."""
+    from gmi.hub import Hub
+    from gmi.submit.executors import InProcess, LocalPool, RayExecutor
+    from gmi.submit.manifest import read_manifest
+    from gmi.submit.many import submit_many
+
+    sd = make_stable_diffusion(tmp_path / "tiny-sd")
+    rows = [json.loads(line) for line in (manifest_dir / "models.jsonl").read_text().splitlines()]
+    rows.append(
+        {
+            "name": "tiny-sd",
+            "diffusers": str(sd),
+            "prompts": "prompts.txt",
+            "steps": 2,
+            "description": "a tiny random pipeline",
+        }
+    )
+    manifest = write_manifest(manifest_dir / "with-sd.jsonl", rows)
+    entries = read_manifest(manifest)
+
+    runs = {}
+    for label, executor in (
+        ("in-process", InProcess()),
+        ("ray", RayExecutor(workers=2)),
+        ("pool", LocalPool(workers=2)),
+    ):
+        home = tmp_path / label
+        # generated images are kept per registry: every run generates its own
+        result = submit_many(Hub(home, device="cpu"), entries, executor, progress=False)
+        executor.close()
+        assert [f["name"] for f in result.failed] == ["missing"], result.failed
+        assert len(result.submitted) == 6 and result.generated == 20
+        runs[label] = spec_digests(home)
+    assert runs["ray"] == runs["in-process"]
+    assert runs["pool"] == runs["in-process"]
+    assert local_ray.is_initialized()  # a Ray the caller started is left running
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _running_task(pid: int) -> int | None:
+    """A Ray worker under `pid` busy with a submission task (Ray titles it ray::<function>)."""
+    for child in _descendants(pid):
+        try:
+            title = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if title.startswith(b"ray::prepare_model_task"):
+            return child
+    return None
+
+
+def test_a_killed_ray_worker_loses_only_its_model(tmp_path, manifest_dir):
+    """`--ray local --workers 2 --retries 0`: SIGKILL one busy worker; that model alone is
+    reported failed, the others are submitted; a re-run submits it and skips the rest."""
+    (manifest_dir / "twelve.txt").write_text("".join(f"a red cat number {i}\n" for i in range(12)))
+    rows = [
+        {
+            "name": f"m{i}",
+            "generator": f"zoo:{SMALL_ZOO[i % 4]}",
+            "prompts": "twelve.txt",
+            "images_per_prompt": 2,
+        }
+        for i in range(5)
+    ]
+    manifest = write_manifest(manifest_dir / "kill.jsonl", rows)
+    hub = tmp_path / "hub"
+    cmd = [
+        sys.executable,
+        "-m",
+        "gmi.cli",
+        "--home",
+        str(hub),
+        "submit-many",
+        str(manifest),
+        "--ray",
+        "local",
+        "--workers",
+        "2",
+        "--retries",
+        "0",
+        "--json",
+        "--quiet",
+    ]
+    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        victim, deadline = None, time.monotonic() + 120
+        while victim is None and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+            victim = _running_task(driver.pid)
+        assert victim is not None, "no Ray worker was seen running a task"
+        time.sleep(0.5)  # mid-task: its model has started generating
+        os.kill(victim, signal.SIGKILL)
+        out, err = driver.communicate(timeout=240)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 1, err
+    assert out.strip(), err
+    summary = json.loads(out)
+    [lost] = summary["failed"]
+    assert "died" in lost["error"], lost
+    assert sorted(summary["submitted"]) == sorted({r["name"] for r in rows} - {lost["name"]})
+
+    rerun = run_gmi("submit-many", str(manifest), "--json", home=hub)
+    assert rerun.returncode == 0, rerun.stderr
+    again = json.loads(rerun.stdout)
+    assert again["submitted"] == [lost["name"]] and len(again["skipped"]) == 4
+    assert again["generated"] <= 24  # images made before the kill were kept and reused
+
+
+def test_unreachable_cluster_is_one_line(tmp_path, manifest_dir):
+    out = run_gmi(
+        "submit-many", str(manifest_dir / "models.jsonl"), "--ray", "127.0.0.1:9", home=tmp_path
+    )
+    assert out.returncode == 10 and "no Ray cluster at '127.0.0.1:9'" in out.stderr
+    assert out.stderr.count("\n") == 1 and not (tmp_path / "registry.db").exists()
