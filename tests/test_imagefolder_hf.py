@@ -123,7 +123,8 @@ def test_cli_submit_reads_a_split_csv_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "4 images (split 'train')" in done.stdout
     info = json.loads(run_gmi("info", "m", "--json", home=tmp_path / "hub").stdout)
-    assert info["extra"] == {"split": "train"} and info["example_prompts"] == PROMPTS
+    assert info["extra"]["split"] == "train" and info["example_prompts"] == PROMPTS
+    assert info["extra"]["inputs"].startswith("sha256:")  # what submit-many skips on
 
 
 @pytest.mark.parametrize(
