@@ -36,26 +36,47 @@ def write_manifest(path: Path, rows: list[dict]) -> Path:
 
 @pytest.fixture(scope="module")
 def manifest_dir(tmp_path_factory, submissions) -> Path:
-    """Three imagefolders (relative paths), a prompt file, two zoo generators, one folder
-    that does not exist."""
+    """Three imagefolders, two zoo generators, a tiny random Stable Diffusion (relative
+    paths, one prompt file) and one folder that does not exist."""
     root = tmp_path_factory.mktemp("manifest")
     (root / "prompts.txt").write_text(PROMPTS)
+    make_stable_diffusion(root / "tiny-sd")
     rows = [
         {"name": m, "images": str(submissions[m]), "description": f"the {m} model"}
         for m in SMALL_ZOO[:3]
     ]
     rows += [
-        {
-            "name": f"gen/{m}",
-            "generator": f"zoo:{m}",
-            "prompts": "prompts.txt",
-            "images_per_prompt": 2,
-        }
+        {"name": f"gen/{m}", "generator": f"zoo:{m}", "prompts": "prompts.txt",
+         "images_per_prompt": 2}
         for m in ("ink-base", "neon-base")
-    ]
+    ]  # fmt: skip
+    rows.append(
+        {"name": "tiny-sd", "diffusers": "tiny-sd", "prompts": "prompts.txt", "steps": 2,
+         "description": "a tiny random pipeline"}
+    )  # fmt: skip
     rows.append({"name": "missing", "images": "no-such-folder"})
     write_manifest(root / "models.jsonl", rows)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_by_one(tmp_path_factory, manifest_dir) -> dict[str, str]:
+    """The reference: every model submitted alone, the first through `gmi submit` (it fixes
+    the kernel width), the others through the code it runs (Hub.submit_entry); their spec
+    digests."""
+    from gmi.hub import Hub
+    from gmi.submit.manifest import read_manifest
+
+    home = tmp_path_factory.mktemp("one-by-one") / "hub"
+    entries = [e for e in read_manifest(manifest_dir / "models.jsonl") if e.name != "missing"]
+    first = entries[0]
+    run_gmi(
+        "submit", first.name, "--images", str(first.images), "--description",
+        str(first.description), "--quiet", home=home, check=True,
+    )  # fmt: skip
+    for entry in entries[1:]:
+        Hub(home, device="cpu").submit_entry(entry, progress=False)
+    return {"home": str(home), **spec_digests(home)}
 
 
 def test_manifest_mistakes_are_one_line_naming_the_line(tmp_path):
@@ -94,60 +115,44 @@ def test_csv_manifest_reads_like_jsonl(tmp_path, submissions):
     assert gen.model_hashes == ("0123456789", "abcdef0123")
 
 
-def test_in_process_run_matches_one_by_one_submits_and_resumes(tmp_path, manifest_dir):
+def test_in_process_run_matches_one_by_one_submits_and_resumes(tmp_path, manifest_dir, one_by_one):
     """The CLI without --ray: one failure reported, the rest submitted with the bytes of
-    `gmi submit`; a re-run skips everything unchanged; a changed input needs --replace."""
+    one-by-one submits; a re-run skips everything unchanged; a changed input needs --replace."""
     from gmi.hub import Hub
     from gmi.submit.manifest import read_manifest
+    from gmi.submit.many import submit_many
 
     manifest = manifest_dir / "models.jsonl"
-    one_by_one = tmp_path / "one-by-one"
-    entries = [e for e in read_manifest(manifest) if e.name != "missing"]
-    first_entry = entries[0]  # the CLI for one (it fixes the kernel width), its code for the rest
-    run_gmi(
-        "submit",
-        first_entry.name,
-        "--images",
-        str(first_entry.images),
-        "--description",
-        str(first_entry.description),
-        "--quiet",
-        home=one_by_one,
-        check=True,
-    )
-    for entry in entries[1:]:
-        Hub(one_by_one).submit_entry(entry, progress=False)
-
+    reference = {k: v for k, v in one_by_one.items() if k != "home"}
     hub = tmp_path / "hub"
     first = run_gmi("submit-many", str(manifest), "--json", home=hub)
     assert first.returncode == 1, first.stderr
     summary = json.loads(first.stdout)
-    assert sorted(summary["submitted"]) == sorted(spec_digests(one_by_one))
+    assert sorted(summary["submitted"]) == sorted(reference)
     assert summary["skipped"] == []
     assert summary["failed"] == [
         {"name": "missing", "error": f"{manifest_dir / 'no-such-folder'}: not a directory"}
     ]
-    assert summary["generated"] == 16  # 4 prompts x 2 images, two generated models
-    assert spec_digests(hub) == spec_digests(one_by_one)
+    assert summary["generated"] == 20  # 4 prompts x 2 images x 2 zoo models + 4 tiny SD
+    assert spec_digests(hub) == reference
 
-    again = json.loads(run_gmi("submit-many", str(manifest), "--json", home=hub).stdout)
-    assert again["submitted"] == [] and sorted(again["skipped"]) == sorted(summary["submitted"])
+    again = run_gmi("submit-many", str(manifest), "--json", home=hub)
+    assert again.returncode == 1  # "missing" still fails
+    again = json.loads(again.stdout)
+    assert again["submitted"] == [] and sorted(again["skipped"]) == sorted(reference)
     # models submitted one by one carry the same input digest: nothing to do there either
-    there = json.loads(run_gmi("submit-many", str(manifest), "--json", home=one_by_one).stdout)
-    assert there["submitted"] == [] and len(there["skipped"]) == 5
+    there = submit_many(Hub(one_by_one["home"]), read_manifest(manifest), progress=False)
+    assert there.submitted == [] and len(there.skipped) == len(reference)
 
     changed = manifest_dir / "changed.jsonl"
     rows = [json.loads(line) for line in manifest.read_text().splitlines()[:1]]
     rows[0]["description"] = "a new description"
     write_manifest(changed, rows)
-    refused = json.loads(run_gmi("submit-many", str(changed), "--json", home=hub).stdout)
-    assert "other inputs" in refused["failed"][0]["error"]
-    replaced = run_gmi("submit-many", str(changed), "--replace", "--json", home=hub)
-    assert replaced.returncode == 0 and json.loads(replaced.stdout)["submitted"] == [
-        rows[0]["name"]
-    ]
-    info = json.loads(run_gmi("info", rows[0]["name"], "--json", home=hub).stdout)
-    assert info["description"] == "a new description"
+    refused = submit_many(Hub(hub), read_manifest(changed), progress=False)
+    assert "other inputs" in refused.failed[0]["error"] and not refused.submitted
+    replaced = submit_many(Hub(hub), read_manifest(changed), replace=True, progress=False)
+    assert replaced.submitted == [rows[0]["name"]]
+    assert Hub(hub).registry().get(rows[0]["name"]).description == "a new description"
 
 
 @pytest.fixture(scope="module")
@@ -159,43 +164,24 @@ def local_ray():
     ray.shutdown()
 
 
-def test_ray_and_local_pool_build_the_same_specs(tmp_path, manifest_dir, local_ray):
-    """Python API on a local Ray (2 workers) and on a 2-process pool, with a tiny random Stable
-    Diffusion among the models: every spec byte-identical to the in-process run."""
+def test_ray_and_local_pool_build_the_same_specs(tmp_path, manifest_dir, one_by_one, local_ray):
+    """Python API on a local Ray (2 workers) and on a 2-process pool, the tiny random Stable
+    Diffusion among the models: every spec byte-identical to the one-by-one submits."""
     from gmi.hub import Hub
-    from gmi.submit.executors import InProcess, LocalPool, RayExecutor
+    from gmi.submit.executors import LocalPool, RayExecutor
     from gmi.submit.manifest import read_manifest
     from gmi.submit.many import submit_many
 
-    sd = make_stable_diffusion(tmp_path / "tiny-sd")
-    rows = [json.loads(line) for line in (manifest_dir / "models.jsonl").read_text().splitlines()]
-    rows.append(
-        {
-            "name": "tiny-sd",
-            "diffusers": str(sd),
-            "prompts": "prompts.txt",
-            "steps": 2,
-            "description": "a tiny random pipeline",
-        }
-    )
-    manifest = write_manifest(manifest_dir / "with-sd.jsonl", rows)
-    entries = read_manifest(manifest)
-
-    runs = {}
-    for label, executor in (
-        ("in-process", InProcess()),
-        ("ray", RayExecutor(workers=2)),
-        ("pool", LocalPool(workers=2)),
-    ):
+    reference = {k: v for k, v in one_by_one.items() if k != "home"}
+    entries = read_manifest(manifest_dir / "models.jsonl")
+    for label, executor in (("ray", RayExecutor(workers=2)), ("pool", LocalPool(workers=2))):
         home = tmp_path / label
         # generated images are kept per registry: every run generates its own
         result = submit_many(Hub(home, device="cpu"), entries, executor, progress=False)
         executor.close()
         assert [f["name"] for f in result.failed] == ["missing"], result.failed
-        assert len(result.submitted) == 6 and result.generated == 20
-        runs[label] = spec_digests(home)
-    assert runs["ray"] == runs["in-process"]
-    assert runs["pool"] == runs["in-process"]
+        assert result.generated == 20
+        assert spec_digests(home) == reference, label
     assert local_ray.is_initialized()  # a Ray the caller started is left running
 
 
@@ -230,15 +216,15 @@ def _running_task(pid: int) -> int | None:
 def test_a_killed_ray_worker_loses_only_its_model(tmp_path, manifest_dir):
     """`--ray local --workers 2 --retries 0`: SIGKILL one busy worker; that model alone is
     reported failed, the others are submitted; a re-run submits it and skips the rest."""
-    (manifest_dir / "twelve.txt").write_text("".join(f"a red cat number {i}\n" for i in range(12)))
+    (manifest_dir / "ten.txt").write_text("".join(f"a red cat number {i}\n" for i in range(10)))
     rows = [
         {
             "name": f"m{i}",
             "generator": f"zoo:{SMALL_ZOO[i % 4]}",
-            "prompts": "twelve.txt",
+            "prompts": "ten.txt",
             "images_per_prompt": 2,
         }
-        for i in range(4)
+        for i in range(3)
     ]
     manifest = write_manifest(manifest_dir / "kill.jsonl", rows)
     hub = tmp_path / "hub"
@@ -282,8 +268,8 @@ def test_a_killed_ray_worker_loses_only_its_model(tmp_path, manifest_dir):
     rerun = run_gmi("submit-many", str(manifest), "--json", home=hub)
     assert rerun.returncode == 0, rerun.stderr
     again = json.loads(rerun.stdout)
-    assert again["submitted"] == [lost["name"]] and len(again["skipped"]) == 3
-    assert again["generated"] <= 24  # images made before the kill were kept and reused
+    assert again["submitted"] == [lost["name"]] and len(again["skipped"]) == 2
+    assert again["generated"] <= 20  # images made before the kill were kept and reused
 
 
 def test_unreachable_cluster_is_one_line(tmp_path, manifest_dir):

@@ -114,7 +114,9 @@ def submit_many(
             fail(entry, exc)
 
     def outcomes(batch: list[tuple[ManifestEntry, str, bool]]) -> Iterator[Any]:
-        job = Job(str(hub.home), hub.settings().to_strings(), hub.device, progress=False)
+        # an absolute home: Ray workers do not run in the driver's working directory
+        home = str(hub.home.resolve())
+        job = Job(home, hub.settings().to_strings(), hub.device, progress=False)
         by_name = {entry.name: (entry, digest, again) for entry, digest, again in batch}
         jobs = ((entry.name, (entry, job)) for entry, _, _ in batch)
         for name, prepared, error in executor.run(prepare_model_task, jobs, _wants_gpu):
