@@ -52,3 +52,15 @@ def test_tampered_or_truncated_file_is_refused(tmp_path):
     path.write_bytes(b"not a spec")
     with pytest.raises(CorruptSpecError):
         Specification.load(path)
+
+
+def test_bytes_from_a_worker_are_checked_like_a_file():
+    """submit-many's tasks send specs as bytes: the driver refuses damaged ones the same way."""
+    data = _spec(8).to_bytes()
+    back = Specification.from_bytes(data, "model 'm'")
+    np.testing.assert_array_equal(back.points, _spec(8).points)
+    flipped = bytearray(data)
+    flipped[-3] ^= 0xFF
+    for bad in (data[:-7], bytes(flipped), b"not a spec", b""):
+        with pytest.raises(CorruptSpecError, match=r"^model 'm': "):
+            Specification.from_bytes(bad, "model 'm'")
