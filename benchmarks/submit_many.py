@@ -35,6 +35,8 @@ from gmi.zoo import load_zoo
 from gmi.zoo.export import spec_images
 
 GMI = [sys.executable, "-m", "gmi.cli"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from ray_tasks import running_task  # noqa: E402  (the tests' helper)
 
 
 def export_models(root: Path, count: int) -> list[dict]:
@@ -60,28 +62,6 @@ def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     return time.perf_counter() - started, done
-
-
-def ray_task_pid(parent: int) -> int | None:
-    """A Ray worker under `parent` running a submission task (titled ray::<function>)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    todo = [parent]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            todo.append(child)
-            try:
-                title = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
-            except OSError:
-                continue
-            if title.startswith(b"ray::prepare_model_task"):
-                return child
-    return None
 
 
 def main() -> None:
@@ -171,7 +151,7 @@ def main() -> None:
         time.sleep(20)  # well into the run
         victim = None
         while victim is None and driver.poll() is None:
-            victim = ray_task_pid(driver.pid)
+            victim = running_task(driver.pid)
             time.sleep(0.1)
         if victim is not None:
             time.sleep(0.5)

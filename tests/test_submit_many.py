@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ray_tasks import running_task
 from tiny_hf import make_stable_diffusion
 
 from conftest import SMALL_ZOO, run_gmi
@@ -185,34 +186,6 @@ def test_ray_and_local_pool_build_the_same_specs(tmp_path, manifest_dir, one_by_
     assert local_ray.is_initialized()  # a Ray the caller started is left running
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _running_task(pid: int) -> int | None:
-    """A Ray worker under `pid` busy with a submission task (Ray titles it ray::<function>)."""
-    for child in _descendants(pid):
-        try:
-            title = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        if title.startswith(b"ray::prepare_model_task"):
-            return child
-    return None
-
-
 def test_a_killed_ray_worker_loses_only_its_model(tmp_path, manifest_dir):
     """`--ray local --workers 2 --retries 0`: SIGKILL one busy worker; that model alone is
     reported failed, the others are submitted; a re-run submits it and skips the rest."""
@@ -250,7 +223,7 @@ def test_a_killed_ray_worker_loses_only_its_model(tmp_path, manifest_dir):
         victim, deadline = None, time.monotonic() + 120
         while victim is None and time.monotonic() < deadline and driver.poll() is None:
             time.sleep(0.2)
-            victim = _running_task(driver.pid)
+            victim = running_task(driver.pid)
         assert victim is not None, "no Ray worker was seen running a task"
         time.sleep(0.5)  # mid-task: its model has started generating
         os.kill(victim, signal.SIGKILL)
