@@ -16,6 +16,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gmi.errors import InvalidInputError
+from gmi.metadata import ENTRIES_KEY, GENERATION_KEYS
+from gmi.metadata.containers import PNG_SIGNATURE, read_entries, strip_png_text
+from gmi.metadata.stealth import read_stealth
 
 MAX_PIXELS = 40_000_000  # ~ 6300 x 6300; far above any generated image
 MAX_SIDE = 20_000  # a 1 x 100,000 strip is no picture (and no JPEG can hold it)
@@ -24,8 +27,6 @@ MAX_SIDE = 20_000  # a 1 x 100,000 strip is no picture (and no JPEG can hold it)
 # otherwise hold ~0.9 GB of pixels at the same time.
 WORKING_PIXELS = 2048 * 2048
 MAX_FILE_BYTES = 50 * 1024 * 1024
-# text chunks / EXIF in which front-ends record how an image was generated (gmi.embedded)
-METADATA_KEYS = ("parameters", "prompt", "workflow", "exif")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
@@ -47,7 +48,7 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = _open(data)
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise InvalidInputError(
@@ -60,10 +61,13 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
             image.seek(0)
             if width * height > WORKING_PIXELS and image.format == "JPEG":
                 image.draft("RGB", _within(image.size))  # JPEG decodes at 1/2 .. 1/8 scale
-            image.load()
+            image = _load(image, data)
+            entries = read_entries(data, image)
+            if not any(k in entries.texts for k in GENERATION_KEYS):
+                # hidden in pixel low bits: read before any resize or alpha compositing
+                entries.add("stealth", read_stealth(image))
             if image.width * image.height > WORKING_PIXELS:
                 image.thumbnail(_within(image.size), Image.Resampling.LANCZOS)
-            metadata = {k: v for k, v in image.info.items() if k in METADATA_KEYS}
             image = ImageOps.exif_transpose(image)
     except InvalidInputError:
         raise
@@ -82,8 +86,37 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
     if image.width < 1 or image.height < 1:
         raise InvalidInputError(f"{label}: image has no pixels")
     rgb = to_rgb(image)
-    rgb.info.update(metadata)  # conversions may drop it; gmi.embedded reads it from here
+    rgb.info[ENTRIES_KEY] = entries  # conversions drop info; gmi.metadata reads it from here
     return rgb
+
+
+def _open(data: bytes) -> Image.Image:
+    """PIL's image (header only); a PNG whose text chunks PIL refuses (a zTXt inflating past
+    its 1 MB cap: a big ComfyUI workflow) is opened without them: metadata never makes an
+    image unreadable (gmi.metadata.containers reads the chunks itself, with its own limits)."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except ValueError as exc:
+        if not _text_refused(data, exc):
+            raise
+    return Image.open(io.BytesIO(strip_png_text(data)))
+
+
+def _load(image: Image.Image, data: bytes) -> Image.Image:
+    """The pixels; text chunks after IDAT that PIL refuses are dropped as in _open."""
+    try:
+        image.load()
+        return image
+    except ValueError as exc:
+        if not _text_refused(data, exc):
+            raise
+    image = Image.open(io.BytesIO(strip_png_text(data)))
+    image.load()
+    return image
+
+
+def _text_refused(data: bytes, exc: ValueError) -> bool:
+    return data.startswith(PNG_SIGNATURE) and "too large" in str(exc).lower()
 
 
 def _within(size: tuple[int, int]) -> tuple[int, int]:
