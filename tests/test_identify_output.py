@@ -214,10 +214,14 @@ def test_comfyui_prompt_and_workflow(hub_home, tmp_path):
     entry = identify_json(hub_home, path)
     assert entry["prompt_source"] == "embedded" and entry["prompt"] == "one castle at dawn"
     assert entry["embedded"] == {
+        "writer": "comfyui",
         "source": "comfyui",
         "prompt": "one castle at dawn",
         "negative_prompt": "ugly, watermark",
         "model": "ink-v1.safetensors",
+        "models": [{"name": "ink-v1.safetensors", "role": "checkpoint", "hashes": {}}],
+        "loras": [],
+        "container": "png:prompt",
     }
     workflow = {"nodes": [{"type": "CLIPTextEncode", "widgets_values": ["a ship at sea"]}]}
     only_workflow = tmp_path / "workflow.png"
@@ -252,7 +256,8 @@ def test_exif_user_comment_in_a_jpeg(tmp_path):
     path = tmp_path / "exif.jpg"
     image.save(path, exif=exif.tobytes(), quality=90)
     found = read_embedded(open_image(path))
-    assert found.source == "exif" and found.model_hash == HASH
+    assert found.writer == "a1111" and found.container == "exif:UserComment"
+    assert found.model_hash == HASH
     assert found.prompt.startswith("two red cats")
     assert decode_user_comment(b"UNICODE\x00" + "hi".encode("utf-16-le")) == "hi"
     assert decode_user_comment(b"ASCII\x00\x00\x00hello") == "hello"
@@ -303,8 +308,8 @@ def test_bad_model_hash_is_refused_before_anything_is_written(tmp_path, submissi
         "--images",
         str(submissions["flat-base"]),
         "--model-hash",
-        "xyz",
+        "deadbeef1",  # hex of no hash's length (a file name would be accepted as an alias)
         home=home,
     )
-    assert done.returncode == 2 and "hexadecimal" in done.stderr
+    assert done.returncode == 2 and "not a checkpoint identity" in done.stderr
     assert "Traceback" not in done.stderr and tree_digest(home) == "absent"

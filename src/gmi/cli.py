@@ -24,6 +24,7 @@ from gmi import __version__
 from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import GmiError, InvalidInputError
+from gmi.metadata.summary import describe_embedded
 from gmi.registry.store import default_home
 from gmi.search.searchers import SEARCHER_NAMES
 from gmi.spec.scoring import SCORINGS
@@ -175,11 +176,13 @@ def print_identification(r: Identification) -> None:
     for warning in r.warnings:
         print(f"  warning: {warning}")
     for meta in r.embedded:
-        if meta.source and (meta.model or meta.model_hash):
-            print(
-                f"  the image says it was made with {meta.model or '?'} "
-                f"(model hash {meta.model_hash or 'not given'}; {meta.source} metadata)"
-            )
+        for line in describe_embedded(meta):
+            print(f"  {line}")
+    for resource in r.resources:
+        print(
+            f"  the image also uses {resource['name']} ({resource['role']}): "
+            f"this hub's {resource['model']} ({resource['match']} match)"
+        )
     if r.prompt:
         print(f"  {PROMPT_LABELS.get(r.prompt_source, 'prompt')}: {r.prompt}")
     if not r.close_match:
@@ -190,7 +193,15 @@ def print_identification(r: Identification) -> None:
     width = max(len(m.model) for m in r.results)
     print(f"  {'rank':>4}  {'model':<{width}}  score  match")
     for m in r.results:
-        verdict = "exact (checkpoint hash)" if m.exact_match else "close" if m.close_match else "-"
+        verdict = (
+            "exact (checkpoint hash)"
+            if m.exact_match
+            else "named (checkpoint file name)"
+            if m.named_match
+            else "close"
+            if m.close_match
+            else "-"
+        )
         print(f"  {m.rank:>4}  {m.model:<{width}}  {m.score:5.2f}  {verdict}")
 
 
@@ -455,9 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-hash",
         action="append",
         metavar="HASH",
-        help="checkpoint hash of the model's weights (AUTOMATIC1111 'Model hash', 10 hex, or "
-        "the file's sha256); repeatable. Images embedding it are exact matches. Computed "
-        "automatically for --diffusers with local single-file weights",
+        help="an identity of the model's checkpoint, repeatable: AutoV1/AutoV2/AutoV3 (8, 10, "
+        "12 hex: A1111 'Model hash', Civitai), sha256 (64 hex, 0x allowed), blake3:<hex> "
+        "(InvokeAI), a Civitai AIR (urn:air:...) or the checkpoint's file name. Images naming "
+        "a hash or AIR are exact matches, a file name a named match. Computed for --diffusers "
+        "with local single-file weights (sha256, AutoV1/V2/V3, blake3, file name)",
     )
     p.add_argument("--encoder", help="encoder, for a new registry (default: offline)")
     p.add_argument("--json", action="store_true", help="print the stored record as JSON")

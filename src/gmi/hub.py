@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gmi.embedded import Embedded, read_embedded
 from gmi.encoders import Encoder, load_encoder
 from gmi.encoders.base import l2_normalise
 from gmi.encoders.batches import encode_in_batches
@@ -37,13 +36,15 @@ from gmi.imagefolder import MAX_PROMPT_CHARS
 from gmi.images import open_image
 from gmi.interrogators import load_interrogator
 from gmi.interrogators.base import prompt_embeddings
+from gmi.metadata import Embedded, read_embedded
+from gmi.metadata.matching import NamedModels, named_models
+from gmi.model_hash import parse_model_id
 from gmi.registry.base import Store
 from gmi.registry.packed import PackedIndex
 from gmi.registry.store import (
     ModelRecord,
     Registry,
     default_home,
-    normalise_model_hash,
     validate_name,
 )
 from gmi.search import ranking
@@ -68,7 +69,8 @@ class Match:
     """One ranked model. score: display score in [0, 1], higher is better, calibrated on the
     hub's own images (gmi.spec.calibration); distance: the raw distance, lower is better.
     close_match: within the range of the hub's genuine matches. exact_match: the image names
-    this model's checkpoint hash in its embedded generation metadata."""
+    this model's checkpoint by a hash or AIR in its embedded generation metadata; named_match:
+    by file name only (gmi.metadata.matching)."""
 
     rank: int
     model: str
@@ -76,6 +78,7 @@ class Match:
     distance: float
     close_match: bool = False
     exact_match: bool = False
+    named_match: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +88,7 @@ class Match:
             "distance": round(self.distance, 6),
             "close_match": self.close_match,
             "exact_match": self.exact_match,
+            "named_match": self.named_match,
         }
 
 
@@ -112,6 +116,8 @@ class Identification:
     warnings: list[str] = field(default_factory=list)
     # how the candidates were found (gmi.search.ranking's report): searcher, certified, ...
     search: dict[str, Any] = field(default_factory=dict)
+    # LoRAs / other checkpoints the images name that the hub holds (gmi.metadata.matching)
+    resources: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The `gmi identify --json` contract (docs/identify-output.md)."""
@@ -121,14 +127,33 @@ class Identification:
         entry["prompt_source"] = self.prompt_source
         entry["close_match"] = self.close_match
         entry["results"] = [m.to_json() for m in self.results]
+        entry["resources"] = list(self.resources)
         if any(e.source for e in self.embedded):
             found = [e.to_json() if e.source else None for e in self.embedded]
             entry["embedded"] = found[0] if single else found
+        if any(e.provenance for e in self.embedded):
+            credentials = [e.provenance for e in self.embedded]
+            entry["provenance"] = credentials[0] if single else credentials
         if self.warnings:
             entry["warnings"] = list(self.warnings)
         if self.search.get("searcher", "exact") != "exact":
             entry["search"] = dict(self.search)
         return entry
+
+
+def _slots(
+    named: list[NamedModels], kind: str, position: dict[str, int], row: np.ndarray
+) -> list[int]:
+    """Slots of the models the images name (kind: exact / named / promoted), closest first."""
+    wanted = {n for found in named for n in getattr(found, kind)}
+    return sorted((position[n] for n in wanted if n in position), key=lambda m: row[m])
+
+
+def _unique_resources(lists: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for resources in lists:
+        out.extend(r for r in resources if r not in out)
+    return out
 
 
 class Hub:
@@ -369,7 +394,7 @@ class Hub:
         description / model_hashes None keep the old ones on replace."""
         validate_name(name)
         for model_hash in model_hashes or []:
-            normalise_model_hash(model_hash)  # refuse a bad hash before any encoding
+            parse_model_id(model_hash)  # refuse a bad identity before any encoding
         settings = self.settings()
         if not replace and self.exists() and self.registry().exists(name):
             raise already_exists(name)
@@ -564,8 +589,8 @@ class Hub:
         groups = [list(range(len(decoded)))] if together else [[i] for i in range(len(decoded))]
         if settings.combine == "joint" and settings.scoring == "rkme":
             weights = weights.per_group(groups)
-        exact_hashes = self._exact_matches(embedded)
-        hashed = {n for names in exact_hashes.values() for n in names if n in index.position}
+        named = [self._named_models(e) for e in embedded]
+        hashed = {n for found in named for n in (*found.exact, *found.named) if n in index.position}
         search: dict[str, Any] = {}
         distances = ranking.distances(
             index.arrays,
@@ -593,17 +618,13 @@ class Hub:
         ]
         out = []
         for g, group in enumerate(groups):
-            exact_here = sorted(
-                {
-                    index.position[n]
-                    for i in group
-                    for n in exact_hashes.get(i, [])
-                    if n in index.position
-                },
-                key=lambda m: distances[g, m],
-            )
-            ranked = ranking.top_k(distances[g], top + len(exact_here))
-            order = [*exact_here, *(m for m in ranked if m not in exact_here)][:top]
+            named_here = [named[i] for i in group]
+            exact_here = _slots(named_here, "exact", index.position, distances[g])
+            by_name = _slots(named_here, "named", index.position, distances[g])
+            promoted = _slots(named_here, "promoted", index.position, distances[g])
+            first = [*exact_here, *(m for m in promoted if m not in exact_here)]
+            ranked = ranking.top_k(distances[g], top + len(first))
+            order = [*first, *(m for m in ranked if m not in first)][:top]
             scores = calibration.score(distances[g, order])
             close = calibration.close(distances[g, order])
             matches = [
@@ -614,6 +635,7 @@ class Hub:
                     distance=float(distances[g, m]),
                     close_match=bool(close[r]) or m in exact_here,
                     exact_match=m in exact_here,
+                    named_match=m in by_name,
                 )
                 for r, m in enumerate(order)
             ]
@@ -637,6 +659,7 @@ class Hub:
                     embedded=[embedded[i] for i in group],
                     warnings=[w for i in group for w in embedded[i].warnings] + skipped,
                     search=search,
+                    resources=_unique_resources(named[i].resources for i in group),
                 )
             )
         return out
@@ -743,15 +766,12 @@ class Hub:
             return load_searcher("milvus", default_uri(self.home))
         return load_searcher(settings.searcher, settings.milvus_uri)
 
-    def _exact_matches(self, embedded: list[Embedded]) -> dict[int, list[str]]:
-        """Per image index: registered models carrying the checkpoint hash it embeds."""
-        found = {}
-        for i, meta in enumerate(embedded):
-            if meta.model_hash:
-                names = self.registry().models_with_hash(meta.model_hash)
-                if names:
-                    found[i] = names
-        return found
+    def _named_models(self, found: Embedded) -> NamedModels:
+        """The registered models this image's metadata names (gmi.metadata.matching)."""
+        if not found.models and not found.loras:
+            return NamedModels()
+        registry = self.registry()
+        return named_models(found, registry.models_with_keys, registry.model_hashes)
 
     def evidence(self, result: Identification, per_model: int = 3) -> dict[str, list[dict]]:
         """Why each listed model ranked where it did: its spec images most similar to the

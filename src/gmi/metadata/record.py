@@ -130,8 +130,6 @@ class Embedded:
         out["loras"] = [m.to_json() for m in self.loras]
         if self.container:
             out["container"] = self.container
-        if self.provenance is not None:
-            out["provenance"] = self.provenance
         return out
 
 

@@ -34,13 +34,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gmi.errors import InvalidInputError, NotFoundError, StoreUnavailableError, already_exists
+from gmi.model_hash import parse_model_id
 from gmi.registry.store import (
+    MAX_LOOKUP_KEYS,
     SPEC_DIR,
     ModelRecord,
     Registry,
     SpecFiles,
     checked_submission,
-    normalise_model_hash,
 )
 from gmi.spec.specification import Specification
 
@@ -295,15 +296,24 @@ class PostgresStore(SpecFiles):
             return [r[0] for r in cur.fetchall()]
 
     def models_with_hash(self, model_hash: str) -> list[str]:
-        wanted = normalise_model_hash(model_hash)
-        keys = sorted({wanted, wanted[:10]} if len(wanted) == 64 else {wanted})
+        keys = parse_model_id(model_hash).registry_keys()
+        return sorted({n for names in self.models_with_keys(keys).values() for n in names})
+
+    def models_with_keys(self, keys: list[str]) -> dict[str, list[str]]:
+        wanted = sorted(set(keys))[:MAX_LOOKUP_KEYS]
+        if not wanted:
+            return {}
         with self._transaction() as cur:
             cur.execute(
-                "SELECT DISTINCT m.name FROM gmi_model_hashes h JOIN gmi_models m "
+                "SELECT h.hash, m.name FROM gmi_model_hashes h JOIN gmi_models m "
                 "ON m.name = h.name WHERE h.hash = ANY(%s) ORDER BY m.name",
-                (keys,),
+                (wanted,),
             )
-            return [r[0] for r in cur.fetchall()]
+            rows = cur.fetchall()
+        out: dict[str, list[str]] = {}
+        for key, name in rows:
+            out.setdefault(key, []).append(name)
+        return out
 
     # -- the packed index: this replica's mirror ----------------------------------------------
     def mirror(self) -> Registry:

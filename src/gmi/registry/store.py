@@ -35,6 +35,7 @@ from gmi.errors import (
     StorageError,
     already_exists,
 )
+from gmi.model_hash import parse_model_id, stored_keys
 from gmi.registry.atomic import atomic_write, dir_mode, fsync_dir
 from gmi.spec.specification import Specification
 
@@ -501,17 +502,26 @@ class Registry(SpecFiles):
         return [r[0] for r in rows]
 
     def models_with_hash(self, model_hash: str) -> list[str]:
-        """Registered models carrying a checkpoint hash (one indexed look-up, not a scan).
-        A full sha256 also matches its 10-hex A1111 form."""
-        wanted = normalise_model_hash(model_hash)
-        keys = {wanted, wanted[:10]} if len(wanted) == 64 else {wanted}
+        """Registered models carrying one checkpoint identity (any kind gmi.model_hash
+        accepts; a full sha256 also matches its AutoV2 form)."""
+        keys = parse_model_id(model_hash).registry_keys()
+        return sorted({n for names in self.models_with_keys(keys).values() for n in names})
+
+    def models_with_keys(self, keys: list[str]) -> dict[str, list[str]]:
+        """key -> registered models stored under it (one indexed look-up, not a scan)."""
+        wanted = sorted(set(keys))[:MAX_LOOKUP_KEYS]
+        if not wanted:
+            return {}
         with self._connect() as db:
             rows = db.execute(
-                f"SELECT DISTINCT m.name FROM model_hashes h JOIN models m ON m.name = h.name "
-                f"WHERE h.hash IN ({','.join('?' * len(keys))}) ORDER BY m.name",
-                sorted(keys),
+                f"SELECT h.hash, m.name FROM model_hashes h JOIN models m ON m.name = h.name "
+                f"WHERE h.hash IN ({','.join('?' * len(wanted))}) ORDER BY m.name",
+                wanted,
             ).fetchall()
-        return [r[0] for r in rows]
+        out: dict[str, list[str]] = {}
+        for key, name in rows:
+            out.setdefault(key, []).append(name)
+        return out
 
     def list(self) -> list[ModelRecord]:
         with self._connect() as db:
@@ -649,19 +659,13 @@ class Registry(SpecFiles):
         return sorted(stray)
 
 
-MODEL_HASH_PATTERN = re.compile(r"[0-9a-f]{8}|[0-9a-f]{10}|[0-9a-f]{12}|[0-9a-f]{64}")
+MAX_LOOKUP_KEYS = 500  # an image names a few dozen checkpoints and LoRAs at most
 
 
 def normalise_model_hash(value: str) -> str:
-    """A checkpoint hash as front-ends write it: AUTOMATIC1111's AutoV2 (first 10 hex of the
-    file's sha256), the older AutoV1 (8 hex), Civitai's AutoV3 (12) or the full sha256 (64).
-    A full sha256 is stored with its 10-hex AutoV2 form, which is what images embed."""
-    text = str(value).strip().lower()
-    if not MODEL_HASH_PATTERN.fullmatch(text):
-        raise InvalidInputError(
-            f"model hash {str(value)[:80]!r} must be 8, 10, 12 or 64 hexadecimal digits"
-        )
-    return text
+    """A checkpoint identity as stored (gmi.model_hash), or InvalidInputError saying what is
+    accepted: AutoV1/V2/V3, sha256, blake3, a Civitai AIR or a file name."""
+    return parse_model_id(value).registry_keys()[0]
 
 
 def _set_wal(db: sqlite3.Connection, timeout_s: float = 60.0) -> None:
@@ -700,11 +704,7 @@ def checked_submission(
         raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
     if model_hashes is None:
         return None
-    return sorted({form for h in model_hashes for form in _hash_forms(normalise_model_hash(h))})
-
-
-def _hash_forms(model_hash: str) -> tuple[str, ...]:
-    return (model_hash, model_hash[:10]) if len(model_hash) == 64 else (model_hash,)
+    return stored_keys(list(model_hashes))
 
 
 def _record(row: sqlite3.Row) -> ModelRecord:

@@ -8,6 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from gmi.metadata.writers import WRITERS
+
+WRITER_NAMES = Literal[WRITERS]  # type: ignore[valid-type]
+
 
 class ErrorOut(BaseModel):
     """Every 4xx/5xx answer: one human-readable line."""
@@ -46,20 +50,65 @@ class MatchOut(BaseModel):
     distance: float = Field(description="raw distance of the scoring rule; lower is better")
     close_match: bool = Field(description="within the range of the hub's genuine matches")
     exact_match: bool = Field(
-        description="the image's embedded generation metadata names this model's checkpoint hash"
+        description="the image's embedded generation metadata names this model's checkpoint "
+        "by a hash or AIR it was submitted with"
+    )
+    named_match: bool = Field(
+        default=False,
+        description="the metadata names this model's checkpoint by file name only (ranked "
+        "first when no hash contradicts it)",
     )
     description: str
     evidence: list[EvidenceOut]
 
 
-class EmbeddedOut(BaseModel):
-    """Generation metadata the image carried (AUTOMATIC1111, ComfyUI or EXIF)."""
+class ReferenceOut(BaseModel):
+    """A checkpoint or add-on the image's metadata names."""
 
-    source: Literal["a1111", "comfyui", "exif"]
+    name: str | None = None
+    role: str = Field(description="checkpoint, refiner, other, lora, hypernetwork, ...")
+    hashes: dict[str, str] = Field(
+        default_factory=dict,
+        description="kind -> value: autov1, autov2, autov3, sha256, blake3, air, "
+        "civitai_version, novelai",
+    )
+    weight: float | None = None
+
+
+class ProvenanceOut(BaseModel):
+    """A C2PA manifest (Content Credentials) the image carries."""
+
+    c2pa: bool = True
+    read: bool = Field(description="false: present but not read (reason says why)")
+    claim_generator: str | None = None
+    ai_generated: bool | None = None
+    signed_by: str | None = None
+    validation: str | None = None
+    reason: str | None = None
+
+
+class EmbeddedOut(BaseModel):
+    """Generation metadata the image carried (docs/identify-output.md lists the writers)."""
+
+    writer: WRITER_NAMES = Field(description="the front-end recognised")
+    source: str = Field(description="the same as writer (the older name)")
     prompt: str | None = None
     negative_prompt: str | None = None
     model_hash: str | None = None
     model: str | None = None
+    models: list[ReferenceOut] = Field(default_factory=list)
+    loras: list[ReferenceOut] = Field(default_factory=list)
+    container: str | None = None
+
+
+class ResourceOut(BaseModel):
+    """A LoRA (or another checkpoint) the image names that this hub holds."""
+
+    model: str = Field(description="the hub's model")
+    name: str | None = Field(default=None, description="as the image names it")
+    role: str
+    match: Literal["exact", "named"]
+    weight: float | None = None
 
 
 class SearchOut(BaseModel):
@@ -86,7 +135,11 @@ class IdentifyOut(BaseModel):
     prompt_source: Literal["interrogated", "stated", "embedded"]
     close_match: bool = Field(description="false: none of the listed models is a close match")
     results: list[MatchOut]
+    resources: list[ResourceOut] = Field(default_factory=list)
     embedded: EmbeddedOut | list[EmbeddedOut | None] | None = None
+    provenance: ProvenanceOut | list[ProvenanceOut | None] | None = Field(
+        default=None, description="C2PA Content Credentials the image carries"
+    )
     warnings: list[str] = Field(default_factory=list)
     search: SearchOut | None = Field(
         default=None, description="how the candidates were found (registries with a shortlist)"

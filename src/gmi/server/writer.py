@@ -18,12 +18,23 @@ from typing import Any
 
 
 def _submit(
-    home: str, store: str | None, name: str, folder: str, description: str | None, replace: bool
+    home: str,
+    store: str | None,
+    name: str,
+    folder: str,
+    description: str | None,
+    replace: bool,
+    model_hashes: list[str] | None = None,
 ) -> dict:
     from gmi.hub import Hub
 
     record = Hub(home, store=store).submit_folder(
-        name, folder, description=description, replace=replace, progress=False
+        name,
+        folder,
+        description=description,
+        replace=replace,
+        progress=False,
+        model_hashes=model_hashes,
     )
     return record.to_json()
 
@@ -50,10 +61,15 @@ class Writer:
         return self._pool
 
     async def submit(
-        self, name: str, folder: Path, description: str | None, replace: bool
+        self,
+        name: str,
+        folder: Path,
+        description: str | None,
+        replace: bool,
+        model_hashes: list[str] | None = None,
     ) -> dict[str, Any]:
         job = self._executor().submit(
-            _submit, self.home, self.store, name, str(folder), description, replace
+            _submit, self.home, self.store, name, str(folder), description, replace, model_hashes
         )
         return await asyncio.wrap_future(job)
 

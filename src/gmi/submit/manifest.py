@@ -31,7 +31,8 @@ from typing import Any
 
 from gmi.errors import InvalidInputError
 from gmi.generators import GENERATORS
-from gmi.registry.store import normalise_model_hash, validate_name
+from gmi.model_hash import parse_model_id
+from gmi.registry.store import validate_name
 
 DIGEST_VERSION = 1
 KEYS = {
@@ -86,7 +87,7 @@ class ManifestEntry:
         if self.steps < 1 or self.images_per_prompt < 1:
             raise InvalidInputError("steps and images_per_prompt must be at least 1")
         for model_hash in self.model_hashes:
-            normalise_model_hash(model_hash)
+            parse_model_id(model_hash)
 
     @property
     def diffusers_source(self) -> str | None:

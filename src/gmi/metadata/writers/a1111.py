@@ -24,7 +24,7 @@ from typing import Any
 from gmi.metadata.containers import Entries
 from gmi.metadata.jsontext import load_json, looks_structured
 from gmi.metadata.record import Embedded, ModelRef, found, model_ref
-from gmi.model_hash import ModelId
+from gmi.model_hash import ModelId, identity_of
 
 NAMES = ("a1111", "forge", "forge-neo", "sdnext", "civitai", "fooocus", "comfyui")
 MAX_TEXT_CHARS = 64 * 1024  # an A1111 parameters block is a few KB
@@ -72,7 +72,7 @@ def parse_a1111(text: str, container: str = "png:parameters", *, prose_ok: bool 
         return None
     if prompt is None and not settings:
         return None
-    return found(
+    result = found(
         _writer(settings),
         container,
         prompt,
@@ -80,6 +80,12 @@ def parse_a1111(text: str, container: str = "png:parameters", *, prose_ok: bool 
         models=_checkpoints(settings),
         loras=_loras(prompt or "", settings),
     )
+    stated = settings.get("Model hash")
+    if isinstance(stated, str) and stated and identity_of(stated) is None:
+        return result.with_warnings(
+            [f"embedded model hash {stated[:80]!r} is not hexadecimal; ignored"]
+        )
+    return result
 
 
 def split_negative(head: str) -> tuple[str | None, str | None, bool]:

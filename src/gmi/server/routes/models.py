@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from gmi.errors import GmiError, InvalidInputError, NotFoundError, PayloadTooLargeError
+from gmi.model_hash import parse_model_id
 from gmi.registry.store import MAX_DESCRIPTION, MAX_NAME, ModelRecord
 from gmi.server import schemas
 from gmi.server.openapi import error_responses
@@ -25,6 +26,7 @@ from gmi.server.uploads import (
     safe_extract,
 )
 
+MAX_MODEL_HASHES = 64
 DEFAULT_PAGE = 100  # catalogue models per request unless ?limit= says otherwise
 MAX_PAGE = 1000
 
@@ -139,8 +141,20 @@ async def add_model(
         str | None,
         Form(description="metadata.jsonl text for `files`", max_length=MAX_ARCHIVE_BYTES),
     ] = None,
+    model_hash: Annotated[
+        list[str] | None,
+        Form(
+            description="the checkpoint's identities, repeatable: AutoV1/AutoV2/AutoV3 hex, "
+            "sha256 (0x allowed), blake3:<hex>, a Civitai AIR URN or the file name; images "
+            "naming one are exact (or, a file name, named) matches. Kept on replace when "
+            "omitted",
+            max_length=MAX_MODEL_HASHES,
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     service.require_admin(request)
+    for value in model_hash or []:
+        parse_model_id(value)  # a bad identity is a 400 before the upload is unpacked
     with tempfile.TemporaryDirectory(prefix="gmi-upload-") as tmp:
         root = Path(tmp)
         if archive is not None:
@@ -169,7 +183,9 @@ async def add_model(
             )
 
         try:
-            record = await service.writer.submit(name, folder, description, replace)
+            record = await service.writer.submit(
+                name, folder, description, replace, list(model_hash) if model_hash else None
+            )
         except InvalidInputError as exc:  # name the upload's own files, not server paths
             message = str(exc)
             for prefix in (f"{folder}/", f"{root}/", str(root)):
