@@ -27,7 +27,11 @@ MAX_SIDE = 20_000  # a 1 x 100,000 strip is no picture (and no JPEG can hold it)
 # otherwise hold ~0.9 GB of pixels at the same time.
 WORKING_PIXELS = 2048 * 2048
 MAX_FILE_BYTES = 50 * 1024 * 1024
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {
+    ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif", ".heic", ".heif",
+}  # fmt: skip
+# ISO-BMFF brands of HEIF images (phone photos); AVIF ("avif", "avis") Pillow reads itself
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 
 def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Image:
@@ -45,6 +49,8 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
         data = path.read_bytes()
     if not data:
         raise InvalidInputError(f"{label}: empty file, not an image")
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        _enable_heif(label)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -90,6 +96,18 @@ def open_image(source: str | Path | bytes, label: str | None = None) -> Image.Im
     return rgb
 
 
+def _enable_heif(label: str) -> None:
+    """HEIC / HEIF decoding comes from the optional pillow-heif (gmi[heif])."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"{label}: a HEIC/HEIF image; install the 'heif' extra (pip install 'gmi[heif]', "
+            "pillow-heif) to read it, or convert it to JPEG"
+        ) from exc
+    register_heif_opener()
+
+
 def _open(data: bytes) -> Image.Image:
     """PIL's image (header only); a PNG whose text chunks PIL refuses (a zTXt inflating past
     its 1 MB cap: a big ComfyUI workflow) is opened without them: metadata never makes an
@@ -119,6 +137,21 @@ def _text_refused(data: bytes, exc: ValueError) -> bool:
     return data.startswith(PNG_SIGNATURE) and "too large" in str(exc).lower()
 
 
+def _to_srgb(image: Image.Image) -> Image.Image:
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in ("RGB", "CMYK", "L"):
+        return image
+    try:
+        from PIL import ImageCms
+
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        srgb = ImageCms.createProfile("sRGB")
+        converted = ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
+    except Exception:  # a broken profile: the plain conversion below
+        return image
+    return converted if converted is not None else image
+
+
 def _within(size: tuple[int, int]) -> tuple[int, int]:
     """The size, scaled down to WORKING_PIXELS pixels (aspect kept)."""
     scale = (WORKING_PIXELS / (size[0] * size[1])) ** 0.5
@@ -126,7 +159,9 @@ def _within(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB; transparency is composited over white, 16-bit/float scaled to 0..255."""
+    """8-bit sRGB; an embedded ICC profile (CMYK print files, Display P3 phone photos) is
+    converted to sRGB, transparency composited over white, 16-bit/float scaled to 0..255."""
+    image = _to_srgb(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
