@@ -3,6 +3,7 @@ a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium).
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image, PngImagePlugin
 
 from conftest import SMALL_ZOO, declared_png, hub_copy
 
@@ -204,9 +206,35 @@ def test_admin_writes(server, submissions, tmp_path):
         headers=auth,
         timeout=120,
         files=loose,
-        data={"name": "neon-files", "metadata": (folder / "metadata.jsonl").read_text()},
+        data={
+            "name": "neon-files",
+            "metadata": (folder / "metadata.jsonl").read_text(),
+            "model_hash": ["blake3:" + "5e" * 32, "neonStyle.safetensors"],
+        },
     )
     assert as_files.status_code == 201, as_files.text
+    invoke = {"positive_prompt": "neon", "model": {"name": "n", "hash": "blake3:" + "5e" * 32}}
+    info = PngImagePlugin.PngInfo()
+    info.add_text("invokeai_metadata", json.dumps(invoke))
+    upload = io.BytesIO()
+    Image.open(sorted(folder.glob("*.png"))[0]).save(upload, "PNG", pnginfo=info)
+    named = httpx.post(
+        f"{server}/api/identify",
+        files={"images": ("q.png", upload.getvalue(), "image/png")},
+        timeout=60,
+    ).json()[0]
+    assert named["embedded"]["writer"] == "invokeai"
+    assert (named["results"][0]["model"], named["results"][0]["exact_match"]) == (
+        "neon-files",
+        True,
+    )
+    refused = httpx.post(
+        f"{server}/api/models",
+        headers=auth,
+        files=loose[:1],
+        data={"name": "neon-x", "metadata": "{}", "model_hash": "deadbeef1"},
+    )
+    assert refused.status_code == 400 and "not a checkpoint identity" in refused.json()["error"]
     broken = httpx.post(
         f"{server}/api/models",
         headers=auth,
@@ -278,6 +306,19 @@ def test_web_page_in_headless_chromium(server, query_images, tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", "a castle at night\nSteps: 20, Seed: 1, Size: 512x512, Model: x")
     Image.open(query_images["ink-base"]).convert("RGB").save(embedded, pnginfo=info)
+    swarm = tmp_path / "swarm.png"
+    info = PngImagePlugin.PngInfo()
+    document = {
+        "sui_image_params": {
+            "prompt": "<img src=x onerror=alert(1)> a fox",
+            "model": "sd_xl_base_1.0",
+        },
+        "sui_models": [
+            {"name": "sd_xl_base_1.0.safetensors", "param": "model", "hash": "0x" + "ab" * 32}
+        ],
+    }
+    info.add_text("parameters", json.dumps(document))
+    Image.open(query_images["ink-base"]).convert("RGB").save(swarm, pnginfo=info)
 
     browser = _browser()
     try:
@@ -312,6 +353,16 @@ def test_web_page_in_headless_chromium(server, query_images, tmp_path):
         _identify_in_page(browser, embedded)
         prompt = browser.find_element(By.CSS_SELECTOR, "#results .prompt").text
         assert prompt == "Prompt embedded in the image: a castle at night"
+        lines = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#results .metadata")]
+        assert lines == ["AUTOMATIC1111 metadata: made with x"]
+
+        browser.get(server + "/")  # SwarmUI's JSON: the prompt alone, markup shown as text
+        _identify_in_page(browser, swarm)
+        prompt = browser.find_element(By.CSS_SELECTOR, "#results .prompt").text
+        assert prompt == "Prompt embedded in the image: <img src=x onerror=alert(1)> a fox"
+        lines = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#results .metadata")]
+        assert lines[0].startswith("SwarmUI metadata: made with sd_xl_base_1.0 [sha256 ")
+        assert not browser.find_elements(By.CSS_SELECTOR, "#results img[src=x]")
 
         browser.get(server + "/gallery")
         WebDriverWait(browser, 20).until(

@@ -75,6 +75,9 @@ function setupFinder() {
     }
     out.append(el("div", { class: "prompt", "data-source": result.prompt_source },
       el("strong", {}, PROMPT_LABELS[result.prompt_source] || "Prompt: "), result.prompt || "(none)"));
+    for (const line of metadataLines(result)) {
+      out.append(el("div", { class: "metadata" }, line));
+    }
     if (!result.close_match) {
       out.append(el("div", { class: "no-match", id: "no-match", role: "status" },
         el("strong", {}, "No close match. "),
@@ -87,6 +90,7 @@ function setupFinder() {
     const cards = el("div", { class: "cards", id: "ranking" });
     for (const r of result.results) {
       const verdict = r.exact_match ? "exact match (checkpoint hash in the image)"
+        : r.named_match ? "named in the image (checkpoint file name)"
         : r.close_match ? "close match" : "not a close match";
       const bar = el("div", { class: "bar", title: `score ${r.score.toFixed(2)}` },
         el("span", { style: `width:${(100 * r.score).toFixed(1)}%` }));
@@ -102,6 +106,45 @@ function setupFinder() {
     // on a phone the results start below the fold: bring them into view
     out.scrollIntoView({ behavior: "smooth", block: "start" });
   }
+}
+
+const WRITER_LABELS = {
+  a1111: "AUTOMATIC1111", forge: "Forge", "forge-neo": "Forge Neo", sdnext: "SD.Next",
+  comfyui: "ComfyUI", swarmui: "SwarmUI", invokeai: "InvokeAI", novelai: "NovelAI",
+  fooocus: "Fooocus", "ruined-fooocus": "Ruined Fooocus", civitai: "Civitai",
+  "stability-matrix": "Stability Matrix", tensorart: "TensorArt", easydiffusion: "Easy Diffusion",
+  "hf-space": "Hugging Face Space",
+};
+
+function reference(ref) {
+  const kinds = Object.entries(ref.hashes || {});
+  const weight = ref.weight == null ? "" : `:${ref.weight}`;
+  const hash = kinds.length ? ` [${kinds[0][0]} ${String(kinds[0][1]).slice(0, 16)}]` : "";
+  return `${ref.name || "(unnamed)"}${weight}${hash}`;
+}
+
+// what the image's metadata says, in a few short lines (text nodes: never markup)
+function metadataLines(result) {
+  const lines = [];
+  const found = [].concat(result.embedded || []).filter(Boolean);
+  for (const meta of found) {
+    const made = (meta.models || []).filter((m) => m.role === "checkpoint" || m.role === "refiner");
+    lines.push(`${WRITER_LABELS[meta.writer] || meta.writer} metadata` +
+      (made.length ? `: made with ${made.map(reference).join(", ")}` : ""));
+    if ((meta.loras || []).length) {
+      lines.push(`LoRAs / add-ons: ${meta.loras.slice(0, 6).map(reference).join(", ")}` +
+        (meta.loras.length > 6 ? ` and ${meta.loras.length - 6} more` : ""));
+    }
+  }
+  for (const p of [].concat(result.provenance || []).filter(Boolean)) {
+    lines.push(p.read
+      ? `Content Credentials (C2PA): ${p.ai_generated ? "AI-generated, " : ""}made by ${p.claim_generator}`
+      : `Content Credentials (C2PA) present, not read: ${p.reason}`);
+  }
+  for (const r of result.resources || []) {
+    lines.push(`Also uses ${r.name} (${r.role}): this hub's ${r.model} (${r.match} match)`);
+  }
+  return lines;
 }
 
 async function setupGallery() {
