@@ -13,9 +13,11 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from conftest import hub_copy, run_gmi, tree_digest
-from gmi.embedded import decode_user_comment, parse_a1111, read_embedded
 from gmi.hub import Hub
 from gmi.images import open_image
+from gmi.metadata import read_embedded
+from gmi.metadata.containers import decode_user_comment
+from gmi.metadata.writers.a1111 import parse_a1111
 from gmi.spec.calibration import Calibration
 from gmi.zoo.export import query_upload
 

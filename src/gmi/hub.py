@@ -88,7 +88,7 @@ class Match:
             "distance": round(self.distance, 6),
             "close_match": self.close_match,
             "exact_match": self.exact_match,
-            "named_match": self.named_match,
+            **({"named_match": True} if self.named_match else {}),
         }
 
 
@@ -127,7 +127,8 @@ class Identification:
         entry["prompt_source"] = self.prompt_source
         entry["close_match"] = self.close_match
         entry["results"] = [m.to_json() for m in self.results]
-        entry["resources"] = list(self.resources)
+        if self.resources:
+            entry["resources"] = list(self.resources)
         if any(e.source for e in self.embedded):
             found = [e.to_json() if e.source else None for e in self.embedded]
             entry["embedded"] = found[0] if single else found
@@ -538,7 +539,7 @@ class Hub:
 
         The prompt that weights the spec points comes, per image, from the first of: `prompt`
         (what the user will ask the model for, when they know it), the generation prompt the
-        image itself embeds (SD front-ends' PNG/EXIF metadata, gmi.embedded), or the
+        image itself embeds (SD front-ends' PNG/EXIF metadata, gmi.metadata), or the
         interrogator's guess. A stated or embedded prompt weights spec points through the
         hub's learned visual prompt kernel; this tells apart models that draw the same
         pictures for different prompts (the paper's Example B.1), which no image-only method

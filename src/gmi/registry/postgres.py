@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gmi.errors import InvalidInputError, NotFoundError, StoreUnavailableError, already_exists
-from gmi.model_hash import parse_model_id
 from gmi.registry.store import (
     MAX_LOOKUP_KEYS,
     SPEC_DIR,
@@ -42,6 +41,7 @@ from gmi.registry.store import (
     Registry,
     SpecFiles,
     checked_submission,
+    models_with_identity,
 )
 from gmi.spec.specification import Specification
 
@@ -296,8 +296,7 @@ class PostgresStore(SpecFiles):
             return [r[0] for r in cur.fetchall()]
 
     def models_with_hash(self, model_hash: str) -> list[str]:
-        keys = parse_model_id(model_hash).registry_keys()
-        return sorted({n for names in self.models_with_keys(keys).values() for n in names})
+        return models_with_identity(self, model_hash)  # type: ignore[arg-type]
 
     def models_with_keys(self, keys: list[str]) -> dict[str, list[str]]:
         wanted = sorted(set(keys))[:MAX_LOOKUP_KEYS]

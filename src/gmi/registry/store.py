@@ -502,10 +502,7 @@ class Registry(SpecFiles):
         return [r[0] for r in rows]
 
     def models_with_hash(self, model_hash: str) -> list[str]:
-        """Registered models carrying one checkpoint identity (any kind gmi.model_hash
-        accepts; a full sha256 also matches its AutoV2 form)."""
-        keys = parse_model_id(model_hash).registry_keys()
-        return sorted({n for names in self.models_with_keys(keys).values() for n in names})
+        return models_with_identity(self, model_hash)
 
     def models_with_keys(self, keys: list[str]) -> dict[str, list[str]]:
         """key -> registered models stored under it (one indexed look-up, not a scan)."""
@@ -657,6 +654,13 @@ class Registry(SpecFiles):
         if thumbs.is_dir():
             stray += [p for p in thumbs.iterdir() if p.name not in stems]
         return sorted(stray)
+
+
+def models_with_identity(store: Registry, value: str) -> list[str]:
+    """Registered models carrying one checkpoint identity (any kind gmi.model_hash accepts; a
+    full sha256 also matches its AutoV2 form), for every store."""
+    keys = parse_model_id(value).registry_keys()
+    return sorted({n for names in store.models_with_keys(keys).values() for n in names})
 
 
 MAX_LOOKUP_KEYS = 500  # an image names a few dozen checkpoints and LoRAs at most
