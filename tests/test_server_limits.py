@@ -125,6 +125,44 @@ def test_stalled_body_times_out(served):
     assert time.perf_counter() - started < 15
 
 
+SPELLINGS = [
+    "/api/identify%0a",
+    "/api/identify%0d",
+    "/api/identify%00",
+    "/api/models%0a",
+    "/api/identify/..%2f",
+    "/no-such-route",
+]
+
+
+@pytest.mark.parametrize("path", SPELLINGS)
+def test_no_path_spelling_escapes_the_limits(served, path):
+    """D3: `/api/identify%0a` matched the route (the router's `$` matches before a trailing
+    newline) while the limits were looked up by exact path: 300 MiB was accepted. Every path
+    is limited now (the strictest limit for any other than the upload routes) and a control
+    character in a path is no route at all."""
+    base, spool, _ = served
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+        "boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    part = b'--b\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n\r\n'
+    baseline = _spooled(spool)
+    chunks = [part] + [b"\0" * 2**20] * 100
+    (answer, sent), peak = _peak_while(spool, lambda: _raw(base, head, chunks, chunked=True))
+    assert answer[9:12] in (b"401", b"404", b"413"), answer[:200]
+    assert sent <= 8 * 2**20, f"{path}: {sent / 2**20:.0f} MiB taken before the answer"
+    assert peak - baseline <= 2 * 2**20
+    stalled = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+        "boundary=b\r\nContent-Length: 5000\r\n\r\n--b\r\n"
+    ).encode()
+    started = time.perf_counter()
+    answer, _ = _raw(base, stalled, timeout=20)
+    assert answer[9:12] in (b"401", b"404", b"408"), answer[:200]
+    assert time.perf_counter() - started < 15
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -704,9 +704,10 @@ class Hub:
             for i in guessed:
                 kinds[i] = "prompt"
         text_visuals = None
-        if known:
+        to_visual = index.prompt_to_visual if known else None
+        if known and to_visual is not None:  # (None: unfitted, the known prompts weigh uniformly)
             distinct = list(dict.fromkeys(texts[i] for i in known))
-            predicted = index.prompt_to_visual.predict(encoder.encode_texts(distinct))
+            predicted = to_visual.predict(encoder.encode_texts(distinct))
             visuals = np.zeros((n, predicted.shape[1]))
             for i in known:
                 visuals[i] = predicted[distinct.index(texts[i])]

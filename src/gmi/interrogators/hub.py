@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class HubInterrogator(Interrogator):
     name = "hub"
 
-    def model_for(self, index: PackedIndex) -> RidgeModel:
+    def model_for(self, index: PackedIndex) -> RidgeModel | None:
         """The index's stored model, else one fitted on its pairs and kept ON the index (a
         cache attached to the object it was computed from cannot answer for another)."""
         return index.image_to_prompt
@@ -37,7 +37,10 @@ class HubInterrogator(Interrogator):
     def interrogate(
         self, images: list[Image.Image], features: np.ndarray, encoder: Encoder, index: PackedIndex
     ) -> list[Interrogation]:
-        predicted = l2_normalise(self.model_for(index).predict(features))
+        model = self.model_for(index)
+        if model is None:  # the hub's ridge could not be fitted: uniform weights
+            return [Interrogation(text="", uniform=True) for _ in images]
+        predicted = l2_normalise(model.predict(features))
         texts, embeddings = index.standard_prompts()
         nearest = (predicted @ embeddings.T).argmax(axis=1)
         return [

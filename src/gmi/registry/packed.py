@@ -43,6 +43,7 @@ from safetensors.numpy import save
 from gmi.encoders.base import l2_normalise
 from gmi.errors import CorruptSpecError, StorageError
 from gmi.registry.atomic import atomic_write, fsync_dir
+from gmi.registry.learning import fitted_or_none
 from gmi.safetensors_io import load_with_metadata
 from gmi.search.arrays import PackedArrays, points_are_images, spec_rows
 from gmi.search.rules import padded
@@ -286,14 +287,20 @@ class PackedIndex:
         return np.flatnonzero(np.repeat(a.alive, np.diff(a.pair_offsets)))
 
     @cached_property
-    def image_to_prompt(self) -> RidgeModel:
-        """The `hub` interrogator's ridge: the stored one, else fitted on the live pairs."""
+    def image_to_prompt(self) -> RidgeModel | None:
+        """The `hub` interrogator's ridge: the stored one, else fitted on the live pairs;
+        None when it cannot be fitted (the interrogator then asks for uniform weights)."""
         model = self.learned.get("image_to_prompt")
         if isinstance(model, RidgeModel):
             return model
         rows = self._live_pairs
         a = self.arrays
-        return RidgeModel.fit(np.asarray(a.pair_features)[rows], a.prompts[a.pair_prompt[rows]])
+        return fitted_or_none(
+            "image-to-prompt ridge",
+            lambda: RidgeModel.fit(
+                np.asarray(a.pair_features)[rows], a.prompts[a.pair_prompt[rows]]
+            ),
+        )
 
     @cached_property
     def _standard_prompts(self) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -328,10 +335,13 @@ class PackedIndex:
         return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
 
     @cached_property
-    def prompt_to_visual(self) -> RidgeModel:
-        """Prompt embedding -> visual vector, fitted on the live standard prompts."""
+    def prompt_to_visual(self) -> RidgeModel | None:
+        """Prompt embedding -> visual vector, fitted on the live standard prompts (None when
+        it cannot be: a stated prompt then weighs the points uniformly)."""
         _, embeddings, ids = self._standard_prompts
-        return RidgeModel.fit(embeddings, self.text_visuals[ids])
+        return fitted_or_none(
+            "prompt-to-visual ridge", lambda: RidgeModel.fit(embeddings, self.text_visuals[ids])
+        )
 
     @cached_property
     def unit_pair_features(self) -> np.ndarray:
@@ -470,18 +480,27 @@ def learn(
     learned: dict[str, RidgeModel | Calibration] = {}
     ridge = None
     if all_live and arrays.dim and 2 <= stats.n < arrays.dim:
-        ridge = RidgeModel.fit(*_pairs(arrays, arrays.live_slots))
+        ridge = fitted_or_none(
+            "image-to-prompt ridge", lambda: RidgeModel.fit(*_pairs(arrays, arrays.live_slots))
+        )
     elif stats.n >= 2:
-        ridge = stats.solve()
+        ridge = fitted_or_none("image-to-prompt ridge", stats.solve)
     if ridge is not None:
         learned["image_to_prompt"] = ridge
     if arrays.live_slots.size:
-        learned["calibration"] = fit_calibration(
-            arrays,
-            ridge if settings.interrogated else None,
-            settings.tau,
-            settings.scoring,
+        calibration = fitted_or_none(
+            "calibration",
+            lambda: fit_calibration(
+                arrays, ridge if settings.interrogated else None, settings.tau, settings.scoring
+            ),
         )
+        if calibration is None and ridge is not None and settings.interrogated:
+            calibration = fitted_or_none(  # the uniform-weight calibration, unlearned
+                "calibration",
+                lambda: fit_calibration(arrays, None, settings.tau, settings.scoring),
+            )
+        if calibration is not None:
+            learned["calibration"] = calibration
     return learned
 
 

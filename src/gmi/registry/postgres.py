@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from gmi.errors import InvalidInputError, NotFoundError, StoreUnavailableError, already_exists
 from gmi.registry.store import (
@@ -69,6 +70,8 @@ CREATE TABLE IF NOT EXISTS gmi_model_hashes (
 );
 CREATE INDEX IF NOT EXISTS gmi_model_hashes_by_name ON gmi_model_hashes (name);
 CREATE TABLE IF NOT EXISTS gmi_changes (version BIGSERIAL PRIMARY KEY, name TEXT NOT NULL);
+ALTER TABLE gmi_changes ADD COLUMN IF NOT EXISTS
+    stamp TEXT NOT NULL DEFAULT gen_random_uuid()::text;
 """
 SCHEMA_LOCK = 0x676D6901  # advisory lock keys ("gmi" + 1, + 2)
 WRITE_LOCK = 0x676D6902
@@ -77,6 +80,9 @@ COLUMNS = (
     "updated, extra"
 )
 SEEN_KEY = "postgres_version"  # the mirror's settings row: change-log version it has copied
+# ... and that change's random stamp: a database restored from a backup (or another database
+# at the same URL) reuses version numbers, never stamps, so the mirror knows to copy it anew
+STAMP_KEY = "postgres_stamp"
 
 
 def is_store_url(value: str | None) -> bool:
@@ -84,8 +90,40 @@ def is_store_url(value: str | None) -> bool:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password (error messages, logs)."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    """The store URL as it may be shown (error messages, logs): scheme, user, host, port and
+    database; the password (`user:pw@`, `:pw@`) and EVERY query parameter's value hidden,
+    since libpq takes a password from `?password=` (its key may be percent-encoded too). A
+    key=value DSN shows its keys only."""
+    if "://" not in url:
+        return re.sub(r"=\s*('(?:[^'\\]|\\.)*'|\S*)", "=***", url)
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hostport}"
+    query = "&".join(
+        f"{unquote(key.partition('=')[0])}=***" for key in parts.query.split("&") if key
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def scrubbed(text: str, url: str) -> str:
+    """A driver's message with this URL's password (in any spelling it was given) removed."""
+    secrets = set()
+    if "://" in url:
+        parts = urlsplit(url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        if ":" in userinfo:
+            secrets.add(unquote(userinfo.partition(":")[2]))
+        for key, _, value in (p.partition("=") for p in parts.query.split("&")):
+            if unquote(key).strip().lower() == "password":
+                secrets.add(unquote(value))
+    secrets |= set(re.findall(r"password\s*=\s*'?([^'\s]+)", url))
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text.replace(url, redacted(url))
 
 
 def mirror_dir(url: str, home: Path) -> Path:
@@ -140,10 +178,14 @@ class PostgresStore(SpecFiles):
                 if write:
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 yield cur
+        except psycopg.ProgrammingError as exc:  # an URL libpq cannot parse
+            raise InvalidInputError(
+                f"--store {redacted(self.url)}: {scrubbed(str(exc), self.url)[:200]}"
+            ) from None
         except psycopg.OperationalError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise StoreUnavailableError(
-                f"PostgreSQL at {redacted(self.url)}: {first[:200]}"
+                f"PostgreSQL at {redacted(self.url)}: {scrubbed(first, self.url)[:200]}"
             ) from None
 
     # -- settings ----------------------------------------------------------------------------
@@ -322,19 +364,28 @@ class PostgresStore(SpecFiles):
 
     def refresh_mirror(self) -> Registry:
         """Copy what changed in PostgreSQL since the mirror's version into the mirror (one
-        small query when nothing did). The mirror's rows point at the shared spec files."""
+        small query when nothing did). The mirror's rows point at the shared spec files. When
+        the change log no longer holds the mirror's last change (restored from a backup: the
+        version went back, or a new change took its number) the mirror is copied anew."""
         mirror = self.mirror()
-        seen = int(mirror.settings().get(SEEN_KEY, "-1"))
+        saved = mirror.settings()
+        seen, seen_stamp = int(saved.get(SEEN_KEY, "-1")), saved.get(STAMP_KEY)
         with self._transaction() as cur:
-            cur.execute("SELECT COALESCE(MAX(version), 0) FROM gmi_changes")
-            newest = int(cur.fetchone()[0])
-        if newest == seen:
+            cur.execute(
+                "SELECT COALESCE(MAX(version), 0), "
+                "(SELECT stamp FROM gmi_changes WHERE version = %s) FROM gmi_changes",
+                (seen,),
+            )
+            newest, stamp_at_seen = cur.fetchone()
+        diverged = seen > 0 and (newest < seen or stamp_at_seen != seen_stamp)
+        if int(newest) == seen and not diverged:
             return mirror
+        full = seen < 0 or diverged
         with self._transaction() as cur:  # one snapshot: rows as of `newest` or later
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cur.execute("SELECT COALESCE(MAX(version), 0) FROM gmi_changes")
-            newest = int(cur.fetchone()[0])
-            if seen < 0:
+            cur.execute("SELECT version, stamp FROM gmi_changes ORDER BY version DESC LIMIT 1")
+            newest, newest_stamp = cur.fetchone() or (0, "")
+            if full:
                 cur.execute("SELECT name FROM gmi_models")
             else:
                 cur.execute(
@@ -347,18 +398,26 @@ class PostgresStore(SpecFiles):
             cur.execute("SELECT key, value FROM gmi_settings")
             settings = cur.fetchall()
         with mirror._write() as db:
-            current = db.execute("SELECT value FROM settings WHERE key = ?", (SEEN_KEY,))
-            found = current.fetchone()
-            if found is not None and int(found[0]) >= newest:
+            found = dict(
+                db.execute(
+                    "SELECT key, value FROM settings WHERE key IN (?, ?)", (SEEN_KEY, STAMP_KEY)
+                ).fetchall()
+            )
+            if found.get(STAMP_KEY) == newest_stamp or (
+                not full and int(found.get(SEEN_KEY, -1)) > int(newest)
+            ):
                 return mirror  # another process of this machine got there first
+            if full:
+                db.execute("DELETE FROM models")
             db.executemany("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", settings)
             db.executemany("DELETE FROM models WHERE name = ?", [(n,) for n in names])
             db.executemany(
                 f"INSERT INTO models ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [(r[0], r[1], str(self.spec_dir / r[2]), *r[3:]) for r in rows],
             )
-            db.execute(
-                "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (SEEN_KEY, newest)
+            db.executemany(
+                "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                [(SEEN_KEY, int(newest)), (STAMP_KEY, newest_stamp)],
             )
         return mirror
 

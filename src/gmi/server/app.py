@@ -100,6 +100,7 @@ def create_app(
             "/api/models": MAX_ARCHIVE_BYTES + FORM_OVERHEAD,
         },
         idle_timeout_s=float(os.environ.get("GMI_BODY_IDLE_TIMEOUT_S", BODY_IDLE_TIMEOUT_S)),
+        default_limit=FORM_OVERHEAD,  # every other path: form fields at most
     )
     write_path = re.compile(rf"/api/models(/{ModelNameConvertor.regex})?")
 

@@ -4,6 +4,8 @@ unexpected as a 500 that names no internals."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -57,10 +59,27 @@ def _routes(routes: list) -> list:
     return out
 
 
+# What an anonymous client is told when a back end is down. The full message names the
+# database (its URL), the Milvus file or server paths: it goes to the server's log only.
+PUBLIC_MESSAGES = {
+    StoreUnavailableError: "the hub's registry database is unavailable; try again later",
+    SearchEngineError: "the hub's search engine is unavailable; try again later",
+}
+logger = logging.getLogger("gmi.server")
+
+
+def public_message(exc: GmiError) -> str:
+    for kind, message in PUBLIC_MESSAGES.items():
+        if isinstance(exc, kind):
+            logger.warning("gmi serve: %s", exc)
+            return message
+    return str(exc)
+
+
 def error_response(exc: GmiError) -> JSONResponse:
     status = status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
+    return JSONResponse({"error": public_message(exc)}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -4,7 +4,8 @@ An ASGI middleware in front of the application: a declared Content-Length over t
 limit is answered 413 at once (nothing read); an undeclared or lying length is counted as it
 arrives and cut off at the limit; a client that stops sending for BODY_IDLE_TIMEOUT_S gets a
 408. So an upload can make the server hold (in memory or its temp directory) at most the
-route's limit, and a slow client cannot pin a worker forever. Authorisation is checked before
+route's limit (any other path: the strictest limit), and a slow client cannot pin a worker
+forever. Authorisation is checked before
 the body too (gmi.server.app), so an unauthorised upload is refused without reading it.
 """
 
@@ -31,16 +32,28 @@ class BodyTimeout(HTTPException):
 
 
 class BodyLimits:
-    def __init__(self, app: Any, limits: dict[str, int], idle_timeout_s: float) -> None:
+    """Every HTTP request is limited: the upload routes by their own limit, any other path
+    (an unknown one, or a spelling of a known one such as `/api/identify%0a`, which the
+    router's `$` would still match) by the strictest, `default_limit`. A path holding a
+    control character is no route at all: 404 before its body is read."""
+
+    def __init__(
+        self, app: Any, limits: dict[str, int], idle_timeout_s: float, default_limit: int
+    ) -> None:
         self.app = app
         self.limits = limits
         self.idle_timeout_s = idle_timeout_s
+        self.default_limit = default_limit
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        limit = self.limits.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if limit is None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        if any(ord(c) < 32 or ord(c) == 127 for c in path):
+            await _answer(send, HTTPException(404, "Not Found"))
+            return
+        limit = self.limits.get(path, self.default_limit)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):

@@ -14,6 +14,45 @@ import numpy as np
 LAMBDA_GRID = np.logspace(-4, 2, 13)  # relative to the mean squared singular value
 
 
+def thin_svd(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """u, s, vt of a thin SVD that does not fail on unlucky inputs.
+
+    LAPACK's divide-and-conquer driver (numpy's gesdd) can raise "SVD did not converge" on
+    ordinary data (one real 801 x 1056 hub matrix does); one model's images must never make
+    the hub's learned parts fail. Fallbacks, in order: scipy's QR-iteration driver (gesvd),
+    then the eigendecomposition of the smaller Gram matrix (eigh always converges for a
+    symmetric matrix; squaring the condition number only matters for directions the ridge
+    penalty shrinks away anyway).
+    """
+    try:
+        return np.linalg.svd(centred, full_matrices=False)
+    except np.linalg.LinAlgError:
+        pass
+    try:
+        from scipy.linalg import svd
+
+        return svd(centred, full_matrices=False, lapack_driver="gesvd", check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        pass
+    return gram_svd(centred)
+
+
+def gram_svd(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The thin SVD from eigh of the n x n (or d x d) Gram matrix: the last-resort solver."""
+    n, d = centred.shape
+    wide = n <= d
+    gram = centred @ centred.T if wide else centred.T @ centred
+    eigval, vectors = np.linalg.eigh((gram + gram.T) / 2.0)
+    order = np.argsort(eigval)[::-1]
+    s = np.sqrt(np.maximum(eigval[order], 0.0))
+    vectors = vectors[:, order]
+    keep = s > (s[0] if s.size else 0.0) * 1e-10
+    s, vectors = s[keep], vectors[:, keep]
+    if wide:  # vectors are u; v = X' u / s
+        return vectors, s, ((centred.T @ vectors) / s).T
+    return (centred @ vectors) / s, s, vectors.T
+
+
 @dataclass(frozen=True)
 class RidgeModel:
     weights: np.ndarray  # [d, e] float64
@@ -28,7 +67,7 @@ class RidgeModel:
         if x.shape[0] != y.shape[0] or x.shape[0] < 2:
             raise ValueError("ridge regression needs at least two paired rows")
         x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
-        u, s, vt = np.linalg.svd(x - x_mean, full_matrices=False)
+        u, s, vt = thin_svd(x - x_mean)
         uy = u.T @ (y - y_mean)  # [r, e]
         n = x.shape[0]
         scale = float(np.mean(s**2)) if s.size else 1.0
