@@ -319,7 +319,8 @@ class Hub:
         Returns the record and how many images were newly generated."""
         if not replace and self.exists() and self.registry().exists(entry.name):
             raise already_exists(entry.name)
-        digest = entry.inputs_digest()
+        # an imagefolder's digest is taken by the task, of the bytes it encodes
+        digest = "" if entry.images is not None else entry.inputs_digest()
         job = Job(str(self.home), self.settings().to_strings(), self.compute_device, progress)
         prepared = prepare_entry(entry, job)
         return self.store_prepared(entry, prepared, digest, replace=replace), prepared.generated
@@ -336,7 +337,7 @@ class Hub:
             description=entry.description,
             replace=replace,
             model_hashes=prepared.model_hashes or None,
-            extra={**prepared.extra, "inputs": digest},
+            extra={**prepared.extra, "inputs": prepared.inputs or digest},
         )
 
     def submit_generated(
@@ -355,16 +356,17 @@ class Hub:
         """Run a generator over a prompt set (resumable, images kept as an imagefolder), then
         submit. Returns the record and how many images were newly generated."""
         from gmi.generators.submission import generate_imagefolder
+        from gmi.submit.prepare import default_generated_folder
 
         validate_name(name)
         if not replace and self.exists() and self.registry().exists(name):
             raise already_exists(name)
-        folder = (
-            Path(keep_images) if keep_images else self.home / "generated" / name.replace("/", "__")
-        )
+        folder = Path(keep_images) if keep_images else default_generated_folder(self.home, name)
+        maker = f"{type(generator).__module__}.{type(generator).__qualname__}"
         images, used_prompts, generated = generate_imagefolder(
-            generator, prompts, folder, images_per_prompt, progress=progress
-        )
+            generator, prompts, folder, images_per_prompt, progress=progress,
+            maker=f"{maker}:{getattr(generator, 'name', '')}",
+        )  # fmt: skip
         record = self.submit_images(
             name,
             images,

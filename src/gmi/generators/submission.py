@@ -2,8 +2,10 @@
 
 Image i of prompt p gets seed `p_index * images_per_prompt + i`, so every model of a hub sees
 the same (prompt, seed) grid. Images already in the folder (listed in its metadata.jsonl with
-the same prompt) are reused: an interrupted run continues where it stopped. The metadata is
-rewritten atomically after every batch.
+the same prompt AND made by the same generator, its `maker` identity: generator, LoRA, steps)
+are reused: an interrupted run continues where it stopped, and a folder left by another
+generator (a model removed and submitted again differently) is generated anew. The metadata
+is rewritten atomically after every batch.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ def generate_imagefolder(
     images_per_prompt: int = 1,
     batch_size: int = 8,
     progress: bool = True,
+    maker: str = "",
 ) -> tuple[list[Image.Image], list[str], int]:
     """Fill `folder` with images for every (prompt, seed); returns images, their prompts and
-    how many were newly generated."""
+    how many were newly generated. `maker` names what makes the images (see module doc)."""
     if images_per_prompt < 1:
         raise InvalidInputError("--images-per-prompt must be at least 1")
     folder = Path(folder)
@@ -59,7 +62,7 @@ def generate_imagefolder(
         for p_i, prompt in enumerate(prompts)
         for k in range(images_per_prompt)
     ]
-    done = _existing(folder)
+    done = _existing(folder, maker)
     todo = [w for w in wanted if done.get(w[0]) != w[1] or not (folder / w[0]).exists()]
     bar = tqdm(
         total=len(wanted),
@@ -76,27 +79,33 @@ def generate_imagefolder(
             image.save(buffer_path.with_suffix(".tmp.png"))
             buffer_path.with_suffix(".tmp.png").replace(buffer_path)
             done[name] = prompt
-        _write_metadata(folder, {w[0]: done[w[0]] for w in wanted if w[0] in done})
+        _write_metadata(folder, {w[0]: done[w[0]] for w in wanted if w[0] in done}, maker)
         bar.update(len(chunk))
     bar.close()
     images = [open_image(folder / w[0]) for w in wanted]
     return images, [w[1] for w in wanted], len(todo)
 
 
-def _existing(folder: Path) -> dict[str, str]:
+def _existing(folder: Path, maker: str) -> dict[str, str]:
+    """file name -> prompt of the images this maker left in the folder."""
     meta = folder / METADATA
     if not meta.exists():
         return {}
     out = {}
-    for line in meta.read_text(encoding="utf-8").splitlines():
+    for line in meta.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
+            if record.get("generator", "") != maker:
+                continue  # another generator's image: generated again
             out[str(record["file_name"])] = str(record["text"])
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             continue  # a damaged line: that image is generated again
     return out
 
 
-def _write_metadata(folder: Path, records: dict[str, str]) -> None:
-    lines = [json.dumps({"file_name": name, "text": text}) for name, text in records.items()]
+def _write_metadata(folder: Path, records: dict[str, str], maker: str) -> None:
+    lines = [
+        json.dumps({"file_name": name, "text": text, "generator": maker})
+        for name, text in records.items()
+    ]
     atomic_write(folder / METADATA, ("\n".join(lines) + "\n").encode())

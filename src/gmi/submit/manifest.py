@@ -25,6 +25,7 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -102,31 +103,41 @@ class ManifestEntry:
         from gmi.generators.submission import load_prompts
         from gmi.imagefolder import read_imagefolder
 
+        if self.images is not None:
+            found = read_imagefolder(self.images)
+            contents = (read_image_bytes(pair.path) for pair in found.pairs)
+            prompts = (pair.prompt for pair in found.pairs)
+            return self.folder_digest(found.split, zip(prompts, contents, strict=True))
         digest = hashlib.sha256()
-        settings: dict[str, Any] = {
+        settings = self._digest_settings()
+        settings.update(
+            generator=self.generator,
+            lora=self.lora,
+            steps=self.steps,
+            images_per_prompt=self.images_per_prompt,
+            prompts=load_prompts(self.prompts),
+        )
+        digest.update(json.dumps(settings, sort_keys=True).encode())
+        return "sha256:" + digest.hexdigest()
+
+    def folder_digest(self, split: str | None, pairs: Iterable[tuple[str, bytes]]) -> str:
+        """The digest of an imagefolder entry from (prompt, image bytes) pairs: the task that
+        encodes the images digests the very bytes it decodes, so a folder changed during a
+        run is recorded under the digest of what was encoded."""
+        digest = hashlib.sha256()
+        header = {**self._digest_settings(), "split": split}
+        digest.update(json.dumps(header, sort_keys=True).encode())
+        for prompt, content in pairs:
+            digest.update(json.dumps([prompt]).encode())
+            digest.update(hashlib.sha256(content).digest())
+        return "sha256:" + digest.hexdigest()
+
+    def _digest_settings(self) -> dict[str, Any]:
+        return {
             "version": DIGEST_VERSION,
             "description": self.description,
             "model_hashes": sorted(self.model_hashes),
         }
-        if self.images is not None:
-            found = read_imagefolder(self.images)
-            digest.update(json.dumps({**settings, "split": found.split}, sort_keys=True).encode())
-            for pair in found.pairs:
-                digest.update(json.dumps([pair.prompt]).encode())
-                try:
-                    digest.update(hashlib.sha256(pair.path.read_bytes()).digest())
-                except OSError as exc:
-                    raise InvalidInputError(f"{pair.path}: cannot be read ({exc})") from exc
-        else:
-            settings.update(
-                generator=self.generator,
-                lora=self.lora,
-                steps=self.steps,
-                images_per_prompt=self.images_per_prompt,
-                prompts=load_prompts(self.prompts),
-            )
-            digest.update(json.dumps(settings, sort_keys=True).encode())
-        return "sha256:" + digest.hexdigest()
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if v not in (None, (), [])}
@@ -135,6 +146,18 @@ class ManifestEntry:
                 out[key] = str(out[key])
         out["model_hashes"] = list(self.model_hashes)
         return out
+
+
+def read_image_bytes(path: Path) -> bytes:
+    """One spec image's bytes (size-limited like every image gmi opens)."""
+    from gmi.images import MAX_FILE_BYTES
+
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InvalidInputError(f"{path}: file is larger than {MAX_FILE_BYTES // 2**20} MiB")
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot be read ({exc})") from exc
 
 
 def read_manifest(path: str | Path) -> list[ManifestEntry]:

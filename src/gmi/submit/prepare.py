@@ -12,6 +12,7 @@ read from disk.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from gmi.errors import InvalidInputError
 from gmi.settings import HubSettings
 from gmi.spec.kernels import default_gamma
 from gmi.spec.specification import Specification, build_specification
-from gmi.submit.manifest import ManifestEntry
+from gmi.submit.manifest import ManifestEntry, read_image_bytes
 
 THUMBNAIL_SIDE = 160
 
@@ -111,13 +112,29 @@ class PreparedModel:
     generated: int = 0  # images newly generated (the rest were resumed from disk)
     model_hashes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    inputs: str | None = None  # the digest of the bytes encoded (imagefolders)
 
 
 def generated_folder(home: str | Path, entry: ManifestEntry) -> Path:
     """Where a generated model's images are kept, and resumed from after an interruption."""
     if entry.keep_images is not None:
         return Path(entry.keep_images)
-    return Path(home) / "generated" / entry.name.replace("/", "__")
+    return default_generated_folder(home, entry.name)
+
+
+def default_generated_folder(home: str | Path, name: str) -> Path:
+    """HUB/generated/<name>, one folder per name: `/` is spelled `~` (a character no model
+    name holds, so `a/b` and `a__b` never share a folder)."""
+    return Path(home) / "generated" / name.replace("/", "~")
+
+
+def maker_of(entry: ManifestEntry) -> str:
+    """What makes a generated entry's images (the generator, its LoRA and steps): images
+    kept by another maker are never resumed."""
+    return json.dumps(
+        {"generator": entry.generator, "lora": entry.lora, "steps": entry.steps},
+        sort_keys=True,
+    )
 
 
 def prepare_entry(entry: ManifestEntry, job: Job) -> PreparedModel:
@@ -135,10 +152,13 @@ def prepare_entry(entry: ManifestEntry, job: Job) -> PreparedModel:
     hashes = list(entry.model_hashes)
     extra: dict[str, Any] = {}
     generated = 0
+    inputs = None  # a generated entry's digest is of its settings: the driver's stands
     if entry.images is not None:
         found = read_imagefolder(entry.images)
-        images = [open_image(p.path) for p in found.pairs]
+        contents = [read_image_bytes(p.path) for p in found.pairs]  # read once: digested
         prompts = [p.prompt for p in found.pairs]
+        inputs = entry.folder_digest(found.split, zip(prompts, contents, strict=True))
+        images = [open_image(c, str(p.path)) for c, p in zip(contents, found.pairs, strict=True)]
         if found.split:
             extra["split"] = found.split
     else:
@@ -155,6 +175,7 @@ def prepare_entry(entry: ManifestEntry, job: Job) -> PreparedModel:
             generated_folder(job.home, entry),
             entry.images_per_prompt,
             progress=job.progress,
+            maker=maker_of(entry),
         )
     spec = encode_specification(
         entry.name, images, prompts, settings, device, progress=job.progress
@@ -165,4 +186,5 @@ def prepare_entry(entry: ManifestEntry, job: Job) -> PreparedModel:
         generated=generated,
         model_hashes=hashes,
         extra=extra,
+        inputs=inputs,
     )
