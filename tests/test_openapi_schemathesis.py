@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from test_server import TOKEN, running_server
 
@@ -26,11 +27,13 @@ def small_hub(tmp_path_factory, pristine_hub):
     return hub_copy(pristine_hub, tmp_path_factory.mktemp("schema-hub") / "hub")
 
 
-def run_schemathesis(base: str, token: str | None) -> tuple[int, str]:
-    command = [
-        str(Path(sys.executable).with_name("st")),
-        "--config-file",
-        str(HERE / "schemathesis.toml"),
+def run_schemathesis(
+    base: str, token: str | None, config: bool = True, only: list[str] = ()
+) -> tuple[int, str]:
+    command = [str(Path(sys.executable).with_name("st"))]
+    if config:
+        command += ["--config-file", str(HERE / "schemathesis.toml")]
+    command += [
         "run",
         f"{base}/openapi.json",
         "--checks",
@@ -47,6 +50,8 @@ def run_schemathesis(base: str, token: str | None) -> tuple[int, str]:
     ]
     if token:
         command += ["--header", f"Authorization: Bearer {token}"]
+    for path in only:
+        command += ["--include-path", path]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks", "PYTHONPATH": str(HERE)}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=HERE)
     return done.returncode, done.stdout + done.stderr
@@ -63,3 +68,23 @@ def test_schemathesis_all_checks_pass(small_hub, tmp_path, with_token):
     assert code == 0, output[-6000:]
     assert summary is not None and int(summary.group(1)) >= 100, output[-2000:]
     assert "Selected: 7/7" in output and "Tested: 7" in output
+
+
+def test_identify_passes_every_check_with_no_relaxation(small_hub, tmp_path):
+    """D17: with no project configuration at all, an empty image part was schema-valid and
+    refused (ST202); the schema now says a binary part holds at least one byte."""
+    home = tmp_path / "hub"
+    shutil.copytree(small_hub, home)
+    with running_server(home) as base:
+        schema = httpx.get(f"{base}/openapi.json").json()
+        code, output = run_schemathesis(base, None, config=False, only=["/api/identify"])
+    forms = schema["components"]["schemas"]
+    identify = forms["Body_identify_api_identify_post"]["properties"]
+    upload = forms["Body_add_model_api_models_post"]["properties"]
+    assert identify["images"]["items"]["minLength"] == 1
+    assert upload["archive"]["minLength"] == 1 and upload["files"]["items"]["minLength"] == 1
+    # what the form parser takes (1,000 files, 1 MiB a text part), not 5,000 and 200 MiB
+    assert upload["files"]["maxItems"] == 1000
+    assert upload["metadata"]["maxLength"] * 4 <= 2**20
+    assert code == 0, output[-6000:]
+    assert "Selected: 1/7" in output, output[-2000:]

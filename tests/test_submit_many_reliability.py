@@ -100,3 +100,70 @@ def test_a_folder_changed_during_the_run_is_recorded_under_what_was_encoded(tmp_
     shutil.copytree(submissions["flat-base"], folder)  # version A back: not skipped
     back = submit_many(Hub(home), entries, progress=False)
     assert back.skipped == [] and "other inputs" in back.failed[0]["error"]
+
+
+def test_manifest_problems_are_found_before_any_work(tmp_path, submissions):
+    """D18: an over-long description failed only after encoding, and CSV cells past the
+    header were dropped silently; D15: a NUL in a description was a traceback later."""
+    import pytest
+
+    from gmi.errors import InvalidInputError
+
+    folder = str(submissions["flat-base"])
+    cases = {
+        "long.jsonl": (json.dumps({"name": "a", "images": folder, "description": "x" * 4001})
+                       + "\n", "description longer than 4000"),
+        "nul.jsonl": (json.dumps({"name": "a", "images": folder, "description": "a\x00b"})
+                      + "\n", "NUL"),
+        "extra.csv": (f"name,images,description\na,{folder},flat, simple\n",
+                      "1 more cells than the header has columns"),
+    }  # fmt: skip
+    for file_name, (text, expected) in cases.items():
+        (tmp_path / file_name).write_text(text)
+        with pytest.raises(InvalidInputError, match=expected):
+            read_manifest(tmp_path / file_name)
+
+
+def test_non_utf8_text_arguments_are_one_line(tmp_path, pristine_hub, query_images):
+    """D15: a non-UTF-8 --description or --prompt (a Latin-1 terminal) was a traceback."""
+    import os
+
+    from conftest import hub_copy, run_gmi
+
+    home = hub_copy(pristine_hub, tmp_path / "hub")
+    latin1 = os.fsdecode(b"caf\xe9")
+    for args in (
+        ["identify", str(query_images["ink-base"]), "--prompt", latin1],
+        ["submit", "cafe", "--images", str(query_images["ink-base"].parent), "--description",
+         latin1],
+    ):  # fmt: skip
+        done = run_gmi(*args, home=home)
+        assert done.returncode == 2, done.stderr
+        assert "not valid UTF-8" in done.stderr and "Traceback" not in done.stderr
+        assert done.stderr.strip().count("\n") == 0
+
+
+def test_two_runs_on_one_home_share_the_work(tmp_path, submissions):
+    """D18: two concurrent runs of one manifest each exited 1, reporting the other's models
+    as "already exists". A model the other run stored with the same inputs is skipped."""
+    import subprocess
+    import sys
+
+    from conftest import SMALL_ZOO
+
+    manifest = write_manifest(
+        tmp_path / "m.jsonl", [{"name": m, "images": str(submissions[m])} for m in SMALL_ZOO]
+    )
+    home = tmp_path / "hub"
+    command = [sys.executable, "-m", "gmi.cli", "--home", str(home), "submit-many",
+               str(manifest), "--json"]  # fmt: skip
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(2)]  # fmt: skip
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err.decode()[-2000:]
+        summary = json.loads(out)
+        assert sorted(summary["submitted"] + summary["skipped"]) == sorted(SMALL_ZOO)
+        assert summary["failed"] == []
+    third = submit_many(Hub(home), read_manifest(manifest), progress=False)
+    assert sorted(third.skipped) == sorted(SMALL_ZOO)

@@ -674,10 +674,26 @@ def _accept_home_everywhere(subparsers: argparse._SubParsersAction) -> None:
                 _accept_home_everywhere(action)
 
 
+TEXT_ARGUMENTS = ("prompt", "description")
+
+
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Text a user typed must be UTF-8 (a non-UTF-8 argument arrives as lone surrogates and
+    would fail deep inside, with a traceback) and hold no NUL; paths may be any bytes."""
+    from gmi.registry.store import validate_text
+
+    for key in TEXT_ARGUMENTS:
+        value = getattr(args, key, None)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                validate_text(item, f"--{key}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_text_arguments(args)
         return int(args.func(args) or 0)
     except GmiError as exc:
         print(f"gmi: error: {exc}", file=sys.stderr)

@@ -698,14 +698,33 @@ def _is_storage_failure(exc: sqlite3.OperationalError) -> bool:
     )
 
 
+def validate_text(value: str, what: str) -> str:
+    """User text that every store and tool can hold: UTF-8 (a non-UTF-8 command-line
+    argument arrives as lone surrogates) and no NUL (PostgreSQL refuses it in TEXT)."""
+    if "\x00" in value:
+        raise InvalidInputError(f"{what} must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{what} is not valid UTF-8 text") from None
+    return value
+
+
+def validate_description(description: str | None) -> str | None:
+    if description is None:
+        return None
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
+    return validate_text(description, "the description")
+
+
 def checked_submission(
     name: str, description: str | None, model_hashes: list[str] | None
 ) -> list[str] | None:
     """What every store checks before a write: the name, the description's length, and the
     checkpoint hashes in the forms they are stored (None: keep the model's current ones)."""
     validate_name(name)
-    if description is not None and len(description) > MAX_DESCRIPTION:
-        raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
+    validate_description(description)
     if model_hashes is None:
         return None
     return stored_keys(list(model_hashes))

@@ -6,7 +6,7 @@ patched here, once, when the schema is first requested:
 - error bodies: every 4xx is `{"error": "..."}` (ErrorOut), including FastAPI's own 422 for a
   request that breaks the schema (its default says `HTTPValidationError{detail}`);
 - multipart parts: the media types an image or archive part must have (`encoding`), so
-  clients and API testers send images where images are expected;
+  clients and API testers send images where images are expected, and at least one byte;
 - the admin bearer token (a security scheme) on the write operations.
 
 schemathesis tests the result against a live server (tests/test_openapi_schemathesis.py).
@@ -90,6 +90,7 @@ def patch_schema(schema: dict[str, Any]) -> dict[str, Any]:
                     # loose files come with their metadata (and an upload without either
                     # an archive or files is a 400: the operation's description says so)
                     body["dependentRequired"] = {"files": ["metadata"], "metadata": ["files"]}
+                _no_empty_parts(body)
                 encoding = {
                     part: {"contentType": types}
                     for part, types in PART_TYPES.items()
@@ -105,6 +106,18 @@ def patch_schema(schema: dict[str, Any]) -> dict[str, Any]:
         "description": "the server's GMI_ADMIN_TOKEN",
     }
     return schema
+
+
+def _no_empty_parts(body: dict[str, Any]) -> None:
+    """An empty image or archive part is refused (400: not an image): the schema says a
+    binary part holds at least one byte, so schema-valid uploads are ones the server reads."""
+    for part in PART_TYPES:
+        prop = body.get("properties", {}).get(part)
+        if prop is None:
+            continue
+        target = prop.get("items", prop)
+        if target.get("format") == "binary" or "contentMediaType" in target:
+            target["minLength"] = 1
 
 
 def _no_nulls_in_forms(body: dict[str, Any]) -> None:

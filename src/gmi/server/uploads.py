@@ -18,6 +18,10 @@ MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_QUERY_IMAGES = 8
 MAX_ARCHIVE_BYTES = 200 * 1024 * 1024
 MAX_ARCHIVE_MEMBERS = 5000
+# What the form parser (Starlette's defaults) takes in one request, and the schema says so:
+# at most 1,000 file parts, and 1 MiB per text part (256 Ki characters fit in any UTF-8).
+MAX_FORM_FILES = 1000
+MAX_METADATA_CHARS = 256 * 1024
 MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
 
 

@@ -33,7 +33,7 @@ from typing import Any
 from gmi.errors import InvalidInputError
 from gmi.generators import GENERATORS
 from gmi.model_hash import parse_model_id
-from gmi.registry.store import validate_name
+from gmi.registry.store import validate_description, validate_name
 
 DIGEST_VERSION = 1
 KEYS = {
@@ -71,6 +71,7 @@ class ManifestEntry:
 
     def __post_init__(self) -> None:
         validate_name(self.name)
+        validate_description(self.description)  # before any work, not after encoding
         if (self.images is None) == (self.generator is None):
             raise InvalidInputError("give exactly one of images, diffusers or generator")
         if self.images is not None:
@@ -169,7 +170,7 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"{path}: cannot read the manifest ({exc})") from exc
-    rows = _csv_rows(text) if path.suffix.lower() == ".csv" else _jsonl_rows(text, path)
+    rows = _csv_rows(text, path) if path.suffix.lower() == ".csv" else _jsonl_rows(text, path)
     entries: list[ManifestEntry] = []
     seen: dict[str, int] = {}
     for line, row in rows:
@@ -204,11 +205,16 @@ def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
     return rows
 
 
-def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
+def _csv_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
     """CSV: empty cells are absent keys; model_hashes separated by spaces."""
     reader = csv.DictReader(io.StringIO(text))
     rows = []
     for row in reader:
+        if row.get(None):  # type: ignore[call-overload]  # cells past the header's columns
+            raise InvalidInputError(
+                f"{path}:{reader.line_num}: {len(row[None])} more cells than the header has "  # type: ignore[index]
+                "columns (quote a cell that holds a comma)"
+            )
         values: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
         if "model_hashes" in values:
             values["model_hashes"] = str(values["model_hashes"]).split()

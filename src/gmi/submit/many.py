@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from gmi.encoders import load_encoder
-from gmi.errors import GmiError, StorageError, StoreUnavailableError
+from gmi.errors import ConflictError, GmiError, StorageError, StoreUnavailableError
 from gmi.submit.executors import Executor, InProcess
 from gmi.submit.manifest import ManifestEntry
 from gmi.submit.prepare import Job, PreparedModel, prepare_entry
@@ -118,9 +118,25 @@ def submit_many(
         home = str(hub.home.resolve())
         job = Job(home, hub.settings().to_strings(), hub.device, progress=False)
         by_name = {entry.name: (entry, digest, again) for entry, digest, again in batch}
-        jobs = ((entry.name, (entry, job)) for entry, _, _ in batch)
+        jobs = (
+            (entry.name, (entry, job))
+            for entry, digest, again in batch
+            if again or not stored_meanwhile(entry.name, digest)
+        )
         for name, prepared, error in executor.run(prepare_model_task, jobs, _wants_gpu):
             yield by_name[name], prepared, error
+
+    def stored_meanwhile(name: str, digest: str) -> bool:
+        """Another run on this home stored this model with these inputs: skip it (two runs
+        that meet share the work instead of failing each other's models)."""
+        try:
+            found = hub.registry().get(name).extra.get("inputs") == digest
+        except GmiError:
+            return False
+        if found:
+            result.skipped.append(name)
+            bar.update(1)
+        return found
 
     def store(item: tuple[ManifestEntry, str, bool], prepared: PreparedModel | None, error) -> bool:
         entry, digest, again = item
@@ -129,6 +145,10 @@ def submit_many(
                 raise error
             assert prepared is not None
             hub.store_prepared(entry, prepared, digest, replace=again)
+        except ConflictError as exc:
+            if not stored_meanwhile(entry.name, prepared.inputs or digest if prepared else digest):
+                fail(entry, exc)
+            return False
         except Exception as exc:
             fail(entry, exc)
             return False

@@ -14,14 +14,15 @@ from starlette.concurrency import run_in_threadpool
 
 from gmi.errors import GmiError, InvalidInputError, NotFoundError, PayloadTooLargeError
 from gmi.model_hash import parse_model_id
-from gmi.registry.store import MAX_DESCRIPTION, MAX_NAME, ModelRecord
+from gmi.registry.store import MAX_DESCRIPTION, MAX_NAME, ModelRecord, validate_description
 from gmi.server import schemas
 from gmi.server.openapi import error_responses
 from gmi.server.params import NAME_SCHEMA_PATTERN, ModelName, read_limited
 from gmi.server.state import Service, ServiceState
 from gmi.server.uploads import (
     MAX_ARCHIVE_BYTES,
-    MAX_ARCHIVE_MEMBERS,
+    MAX_FORM_FILES,
+    MAX_METADATA_CHARS,
     MAX_IMAGE_BYTES,
     safe_extract,
 )
@@ -135,11 +136,11 @@ async def add_model(
     ] = None,
     files: Annotated[
         list[UploadFile] | None,
-        File(description="the images, named as in `metadata`", max_length=MAX_ARCHIVE_MEMBERS),
+        File(description="the images, named as in `metadata`", max_length=MAX_FORM_FILES),
     ] = None,
     metadata: Annotated[
         str | None,
-        Form(description="metadata.jsonl text for `files`", max_length=MAX_ARCHIVE_BYTES),
+        Form(description="metadata.jsonl text for `files`", max_length=MAX_METADATA_CHARS),
     ] = None,
     model_hash: Annotated[
         list[str] | None,
@@ -153,6 +154,7 @@ async def add_model(
     ] = None,
 ) -> dict[str, Any]:
     service.require_admin(request)
+    validate_description(description)  # (a NUL, which PostgreSQL refuses) before the upload
     for value in model_hash or []:
         parse_model_id(value)  # a bad identity is a 400 before the upload is unpacked
     with tempfile.TemporaryDirectory(prefix="gmi-upload-") as tmp:

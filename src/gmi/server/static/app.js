@@ -147,16 +147,34 @@ function metadataLines(result) {
   return lines;
 }
 
+const GALLERY_PAGE = 100;
+
 async function setupGallery() {
+  // every model, a page at a time: the count says how many of the hub's are shown
   const box = document.getElementById("gallery");
-  const response = await fetch("/api/models");
-  const models = await response.json();
-  if (!models.length) { box.append(el("p", {}, "No models yet.")); return; }
-  for (const m of models) {
-    const items = m.images.map((url, i) => ({ url, prompt: m.example_prompts[i] || "" }));
-    box.append(el("article", { class: "card" }, el("div", { class: "name" }, m.name),
-      el("div", { class: "desc" }, `${m.description || ""} · ${m.n_images} images`), thumbs(items)));
+  const count = el("p", { id: "gallery-count", class: "count" }, "");
+  const more = el("button", { id: "gallery-more", type: "button" }, "Show more");
+  box.before(count);
+  box.after(more);
+  let shown = 0;
+  async function load() {
+    more.disabled = true;
+    const response = await fetch(`/api/models?limit=${GALLERY_PAGE}&offset=${shown}`);
+    const total = Number(response.headers.get("X-Total-Count") || 0);
+    const models = await response.json();
+    for (const m of models) {
+      const items = m.images.map((url, i) => ({ url, prompt: m.example_prompts[i] || "" }));
+      box.append(el("article", { class: "card" }, el("div", { class: "name" }, m.name),
+        el("div", { class: "desc" }, `${m.description || ""} · ${m.n_images} images`), thumbs(items)));
+    }
+    shown += models.length;
+    count.textContent = total === 0 ? "No models yet."
+      : shown < total ? `Showing ${shown} of ${total} models` : `All ${total} models`;
+    more.hidden = shown >= total || models.length === 0;
+    more.disabled = false;
   }
+  more.addEventListener("click", load);
+  await load();
 }
 
 function setupAdmin() {
