@@ -22,8 +22,8 @@ from gmi.server.state import Service, ServiceState
 from gmi.server.uploads import (
     MAX_ARCHIVE_BYTES,
     MAX_FORM_FILES,
-    MAX_METADATA_CHARS,
     MAX_IMAGE_BYTES,
+    MAX_METADATA_CHARS,
     safe_extract,
 )
 
