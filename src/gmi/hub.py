@@ -266,13 +266,14 @@ class Hub:
         load_interrogator(settings.interrogator)
         if settings.milvus_uri and settings.searcher != "milvus":
             raise InvalidInputError("--milvus-uri is for --searcher milvus")
-        if settings.searcher == "milvus" and not settings.milvus_uri:
-            from gmi.search.milvus import default_uri
-
-            settings = settings.with_values(milvus_uri=default_uri(self.home))
+        # No URI: Milvus Lite in the registry's own folder, found from the home each time (a
+        # relative --home, another working directory or a copied hub never points elsewhere).
+        # A Milvus Lite file given relative to here is stored absolute, for the same reason.
         lite = settings.searcher == "milvus" and not str(settings.milvus_uri).startswith(
             ("http://", "https://", "tcp://")
         )
+        if lite and settings.milvus_uri:
+            settings = settings.with_values(milvus_uri=str(Path(settings.milvus_uri).resolve()))
         if settings.searcher == "milvus" and not lite:  # reachable? before anything is made
             self._searcher(settings).client()
         registry = self.registry(create=True)
