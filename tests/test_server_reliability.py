@@ -58,3 +58,45 @@ def test_text_a_store_cannot_hold_is_a_400(tmp_path, pristine_hub, submissions):
         assert answer.status_code == 400, answer.text
         assert "NUL" in answer.json()["error"]
         assert httpx.get(f"{base}/api/models").headers["X-Total-Count"] == "3"
+
+
+def _writer_pid(server_pid: int) -> int:
+    from pathlib import Path
+
+    for child in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split():
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"spawn_main" in cmdline:
+            return int(child)
+    raise AssertionError("no write worker process")
+
+
+def _health(base: str) -> dict:
+    return httpx.get(f"{base}/healthz", timeout=10).json()
+
+
+def test_a_dead_writer_is_reported_and_replaced(tmp_path, pristine_hub):
+    """D9: once the write worker died (SIGKILL, OOM), every later write was a 500
+    (BrokenProcessPool) until a restart, and /healthz said "ok". Now /healthz is degraded
+    until a new worker runs, and the next write works."""
+    import os
+    import signal
+    import time
+
+    home = hub_copy(pristine_hub, tmp_path / "hub")
+    pid: list[int] = []
+    with running_server(home, pid=pid) as base:
+        missing = httpx.delete(f"{base}/api/models/no-such", headers=AUTH, timeout=60)
+        assert missing.status_code == 404  # the writer is running now
+        os.kill(_writer_pid(pid[0]), signal.SIGKILL)
+        deadline = time.time() + 10
+        while _health(base)["status"] == "ok" and time.time() < deadline:
+            time.sleep(0.1)
+        health = _health(base)
+        assert any("write worker" in p for p in health["problems"]), health
+        removed = httpx.delete(f"{base}/api/models/ink-base", headers=AUTH, timeout=120)
+        assert removed.status_code == 200, removed.text
+        deadline = time.time() + 60
+        while _health(base)["status"] != "ok" and time.time() < deadline:
+            time.sleep(0.2)
+        assert _health(base)["status"] == "ok", _health(base)
+        assert httpx.get(f"{base}/api/models").headers["X-Total-Count"] == "2"

@@ -25,6 +25,7 @@ from gmi.errors import (
     StoreUnavailableError,
 )
 from gmi.server.state import Unauthorized, WritesDisabled
+from gmi.server.writer import WriterDied
 
 STATUS = {
     PayloadTooLargeError: 413,
@@ -36,6 +37,7 @@ STATUS = {
     CorruptSpecError: 503,
     SearchEngineError: 503,
     StoreUnavailableError: 503,
+    WriterDied: 503,
 }
 
 

@@ -42,6 +42,10 @@ class ServiceState:
         ):
             raise Unauthorized("a valid admin token is required (Authorization: Bearer <token>)")
 
+    def writer_problem(self) -> str | None:
+        """The write worker's trouble for /healthz (it died; a new one is ready), or None."""
+        return self.writer.problem()
+
     def refresh(self) -> None:
         """Load what a write changed (the packed index and the learned parts it stored), so
         the next identify and /healthz see it; a registry with no usable model is reported,

@@ -33,6 +33,9 @@ def healthz(
         problems = [f"model {n!r}: {why}" for n, why in index.skipped.items()]
     elif models:
         problems = [service.hub.index_error or "the models are not loaded yet"]
+    writer = service.writer_problem()
+    if writer:
+        problems.append(writer)
     return {
         "status": "degraded" if problems else "ok",
         "models": models,
