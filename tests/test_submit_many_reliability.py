@@ -167,3 +167,88 @@ def test_two_runs_on_one_home_share_the_work(tmp_path, submissions):
         assert summary["failed"] == []
     third = submit_many(Hub(home), read_manifest(manifest), progress=False)
     assert sorted(third.skipped) == sorted(SMALL_ZOO)
+
+
+def test_ray_at_a_listening_non_ray_port_is_exit_10_at_once(tmp_path, submissions):
+    """D10: an HTTP listener passed the TCP probe, then Ray retried for ever (615 s seen).
+    The probe now asks for a gRPC (HTTP/2) answer: one line, exit 10, in seconds."""
+    import http.server
+    import threading
+    import time
+
+    from conftest import run_gmi
+
+    web = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    manifest = write_manifest(
+        tmp_path / "m.jsonl", [{"name": "flat", "images": str(submissions["flat-base"])}]
+    )
+    started = time.monotonic()
+    try:
+        done = run_gmi("submit-many", str(manifest), "--ray", f"127.0.0.1:{web.server_port}",
+                       home=tmp_path / "hub")  # fmt: skip
+    finally:
+        web.shutdown()
+    assert done.returncode == 10, done.stderr
+    assert "not Ray" in done.stderr and done.stderr.count("\n") == 1
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "hub" / "registry.db").exists()
+
+
+def test_pool_workers_die_with_a_killed_driver(tmp_path):
+    """D11: a SIGKILLed `submit-many --workers 2` driver left its two pool workers (about
+    700 MB each) blocked for ever. They watch their parent and end with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "p.txt").write_text("".join(f"a red cat number {i}\n" for i in range(40)))
+    rows = [{"name": f"m{i}", "generator": f"zoo:{zoo}", "prompts": "p.txt"}
+            for i, zoo in enumerate(["flat-base", "ink-base", "neon-base", "pixel-base"])]  # fmt: skip
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    home = tmp_path / "hub"
+    first = submit_many(Hub(home), read_manifest(manifest)[:1], progress=False)  # fixes gamma
+    assert first.submitted == ["m0"]
+    command = [sys.executable, "-m", "gmi.cli", "--home", str(home), "submit-many",
+               str(manifest), "--workers", "2", "--quiet"]  # fmt: skip
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.monotonic() + 120
+    while len(workers) < 2 and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.2)
+        workers = _spawned_children(driver.pid)
+    assert len(workers) == 2, "the pool's two workers were not seen"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"pool workers {left} outlived their driver"
+
+
+def _spawned_children(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(c) for c in children if b"spawn_main" in _cmdline(int(c))]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

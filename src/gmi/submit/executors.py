@@ -64,11 +64,33 @@ class InProcess(Executor):
                 yield key, result, None
 
 
-def _limit_threads(threads: int) -> None:
-    """Pool-process initialiser: share the cores instead of each process taking them all."""
+def _limit_threads(threads: int, driver: int) -> None:
+    """Pool-process initialiser: die with the driver, and share the cores instead of each
+    process taking them all."""
+    die_with_parent(driver)
     import torch
 
     torch.set_num_threads(threads)
+
+
+def die_with_parent(parent: int, interval_s: float = 0.5) -> None:
+    """End this worker process when its driver (pid `parent`, passed by the driver: a
+    worker still starting up may already be an orphan) is gone. A SIGKILLed driver left two
+    ~700 MB pool workers blocked for ever; an orphan is re-parented, so a daemon thread that
+    compares its parent's pid with the driver's sees it."""
+    import threading
+    import time
+
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="gmi-die-with-parent", daemon=True).start()
 
 
 class LocalPool(Executor):
@@ -89,7 +111,7 @@ class LocalPool(Executor):
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_limit_threads,
-            initargs=(threads,),
+            initargs=(threads, os.getpid()),
         )
 
     def run(self, fn, jobs, gpu=lambda _: False):  # type: ignore[no-untyped-def]
@@ -252,10 +274,29 @@ def _unreachable(address: str, timeout_s: float = 5.0) -> str | None:
     if not host or not port.isdigit():
         return None  # not HOST:PORT: Ray reports what it makes of it
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as sock:
+            return None if _speaks_http2(sock, timeout_s) else NOT_GRPC
     except OSError as exc:
         return exc.strerror or str(exc) or type(exc).__name__
-    return None
+
+
+NOT_GRPC = "something listens there, but not Ray (no gRPC answer)"
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _speaks_http2(sock: socket.socket, timeout_s: float) -> bool:
+    """Whether the listener answers as a gRPC server: Ray's GCS and its client server speak
+    gRPC, i.e. HTTP/2, whose server's first frame is SETTINGS (type 4). Anything else there
+    (a web server: Ray would retry it for ever) is told apart in one round trip."""
+    sock.settimeout(timeout_s)
+    sock.sendall(HTTP2_PREFACE)
+    head = b""
+    while len(head) < 9:
+        chunk = sock.recv(9 - len(head))
+        if not chunk:
+            return False
+        head += chunk
+    return head[3] == 0x04
 
 
 def make_executor(ray: str | None, workers: int | None, retries: int = DEFAULT_RETRIES) -> Executor:
