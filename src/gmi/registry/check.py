@@ -117,6 +117,8 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
         report.problems.append(f"specs of different dimensions: {sorted(dims)}")
     report.orphans = [str(p.relative_to(registry.home)) for p in registry.orphans()]
     packed_problems = _packed_problems(registry, settings)
+    index_leftovers = _index_leftovers(registry, settings)
+    report.orphans += [str(p.relative_to(registry.home)) for p in index_leftovers]
     report.problems += packed_problems
     index_problems = [] if packed_problems else _search_index_problems(registry, settings)
     report.problems += index_problems
@@ -144,8 +146,14 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
             report.ok += 1
             fixed.add(record.name)
     kept = []
+    leftover_names = {str(p.relative_to(registry.home)) for p in index_leftovers}
     for rel in report.orphans:
-        deleted = registry.delete_orphan(registry.home / rel, grace_s)
+        if rel in leftover_names:
+            from gmi.registry.packed import delete_leftover
+
+            deleted = delete_leftover(registry, registry.home / rel, grace_s)
+        else:
+            deleted = registry.delete_orphan(registry.home / rel, grace_s)
         if deleted:
             report.repaired.append(f"deleted orphan {rel}")
         elif (registry.home / rel).exists():
@@ -159,12 +167,24 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
         if registry.list_names(limit=1) and "image_dim" in registry.settings():
             sync(registry, HubSettings.from_strings(registry.settings()), force_full=True)
             report.repaired.append("rebuilt the packed index")
+            index_problems = index_problems or ["the packed index has a new generation"]
         report.problems = [p for p in report.problems if not p.startswith("packed index:")]
     if index_problems and settings.get("searcher") == "ann":
         _rebuild_search_index(registry, settings)
         report.repaired.append("rebuilt the ann index")
         report.problems = [p for p in report.problems if not p.startswith("ann index:")]
     return report
+
+
+def _index_leftovers(registry: Registry, settings: dict[str, str]) -> list:
+    """Files of the packed index and the ann index no committed state uses."""
+    from gmi.registry.packed import leftovers
+    from gmi.search import ann
+
+    if "image_dim" not in settings:
+        return []
+    generation, found = leftovers(registry)
+    return sorted(found + ann.leftovers(registry.home, generation))
 
 
 def _search_index_problems(registry: Registry, settings: dict[str, str]) -> list[str]:

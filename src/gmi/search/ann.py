@@ -179,6 +179,9 @@ def stored_files(home: str | Path) -> list[tuple[Path, str, int, int]]:
     return found
 
 
+VERIFY_NEIGHBOURS = 16
+
+
 def verify(built: BuiltIndex, points: np.ndarray, rows: np.ndarray) -> list[int]:
     """The rows (of `rows`) NOT found at their own id as their own nearest point (ties at the
     same distance allowed: duplicate images): an index that fails this does not hold these
@@ -189,13 +192,38 @@ def verify(built: BuiltIndex, points: np.ndarray, rows: np.ndarray) -> list[int]
     probe = np.ascontiguousarray(np.asarray(points[rows], dtype=np.float32))
     # a point is in the list of its nearest centroid: one probe finds it
     params = search_parameters(built.index, 1) if built.trained_rows else None
-    d2, ids = built.index.search(probe, 16, params=params)
+    d2, ids = built.index.search(probe, VERIFY_NEIGHBOURS, params=params)
     tolerance = 1e-5 * (1.0 + np.einsum("nd,nd->n", probe, probe))
     missing = []
-    for r, found, dist, tol in zip(rows, ids, d2, tolerance, strict=True):
-        if r not in found[dist <= dist[0] + tol]:
-            missing.append(int(r))
+    for r, found, dist, tol, point in zip(rows, ids, d2, tolerance, probe, strict=True):
+        tied = found[(dist <= dist[0] + tol) & (found >= 0)]
+        if r in tied:
+            continue
+        if tied.size == found.size and _same_points(points, tied, point, tol):
+            continue  # more identical points than neighbours asked for (black images)
+        missing.append(int(r))
     return missing
+
+
+def _same_points(points: np.ndarray, ids: np.ndarray, point: np.ndarray, tol: float) -> bool:
+    """Whether every id found holds this very point: the index maps those ids to copies of
+    it, which is all a search can tell when copies outnumber the neighbours returned."""
+    found = np.asarray(points[np.sort(ids)], dtype=np.float32)
+    return bool((((found - point) ** 2).sum(axis=1) <= tol).all())
+
+
+STALE = "of another generation (stale)"
+
+
+def leftovers(home: str | Path, generation: str) -> list[Path]:
+    """Index files no process will read: other generations' indexes and temporary files of
+    an interrupted save (a killed `gmi index rebuild`). `gmi check` lists them, --repair
+    deletes them."""
+    folder = index_dir(home)
+    if not folder.is_dir():
+        return []
+    stale = [f[0] for f in stored_files(home) if f[1] != generation]
+    return sorted(stale + list(folder.glob(".*.tmp")))
 
 
 def load(home: str | Path, arrays: PackedArrays) -> tuple[BuiltIndex | None, str]:
@@ -204,7 +232,7 @@ def load(home: str | Path, arrays: PackedArrays) -> tuple[BuiltIndex | None, str
     files = [f for f in stored_files(home) if f[1] == generation]
     if not files:
         others = stored_files(home)
-        return None, ("of another generation (stale)" if others else "missing")
+        return None, (STALE if others else "missing")
     path, _, rows, trained = max(files, key=lambda f: f[2])
     try:
         index = faiss_module().read_index(str(path))
@@ -297,8 +325,9 @@ def check_index(arrays: PackedArrays, sample: int = 64) -> list[str]:
         return []
     home, _ = arrays.origin
     built, why = load(home, arrays)
-    if built is None:
-        return [] if why == "missing" else [f"ann index: {why}"]
+    if built is None:  # none for this generation yet (a write started one): the next query
+        # builds it, and another generation's file is a leftover (gmi check lists it)
+        return [] if why in ("missing", STALE) else [f"ann index: {why}"]
     rows = np.random.default_rng(0).choice(built.rows, min(sample, built.rows), replace=False)
     missing = verify(built, arrays.points, np.sort(rows))
     if missing:
