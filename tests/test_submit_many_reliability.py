@@ -205,8 +205,10 @@ def test_pool_workers_die_with_a_killed_driver(tmp_path):
     import time
 
     (tmp_path / "p.txt").write_text("".join(f"a red cat number {i}\n" for i in range(40)))
-    rows = [{"name": f"m{i}", "generator": f"zoo:{zoo}", "prompts": "p.txt"}
-            for i, zoo in enumerate(["flat-base", "ink-base", "neon-base", "pixel-base"])]  # fmt: skip
+    zoo = ["flat-base", "ink-base", "neon-base", "pixel-base"]
+    rows = [
+        {"name": f"m{i}", "generator": f"zoo:{z}", "prompts": "p.txt"} for i, z in enumerate(zoo)
+    ]
     manifest = write_manifest(tmp_path / "m.jsonl", rows)
     home = tmp_path / "hub"
     first = submit_many(Hub(home), read_manifest(manifest)[:1], progress=False)  # fixes gamma

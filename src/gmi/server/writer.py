@@ -95,7 +95,7 @@ class Writer:
         return self.died
 
     async def _run(self, fn: Any, *args: Any) -> dict[str, Any]:
-        for attempt in range(2):
+        for _attempt in range(2):
             try:
                 job = self._executor().submit(fn, *args)
             except BrokenProcessPool:  # died while idle: nothing of this write ran yet
