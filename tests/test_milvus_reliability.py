@@ -42,3 +42,73 @@ def test_relative_home_and_copied_hub_find_their_own_milvus(tmp_path, submission
     assert copied.returncode == 0, copied.stderr
     assert json.loads(copied.stdout)[0]["results"][0]["model"] == "ink"
     assert not (here / "base").exists()
+
+
+def _damage(storage):
+    """What the red team did to Milvus Lite's files: every collection file overwritten."""
+    import os
+
+    for path in storage.rglob("*"):
+        if path.is_file() and "collections" in path.parts:
+            path.write_bytes(os.urandom(512))
+
+
+def test_a_damaged_milvus_lite_is_reported_repaired_and_healed(tmp_path, pristine_hub,
+                                                               query_images):  # fmt: skip
+    """D8: a damaged Milvus Lite collection gave a 503 on every identify (server paths in
+    the message), check --repair stayed NOT consistent, index rebuild printed pymilvus
+    tracebacks and /healthz said "ok". The registry's own Milvus Lite holds nothing but what
+    the packed index holds: repair, rebuild and identify make it anew."""
+    import httpx
+    from test_server import running_server
+
+    from conftest import hub_copy, run_gmi
+
+    home = hub_copy(pristine_hub, tmp_path / "hub", searcher="milvus")
+    query = str(query_images["ink-base"])
+    assert run_gmi("identify", query, home=home).returncode == 0
+    _damage(home / "milvus.db")
+    checked = run_gmi("check", home=home)
+    assert checked.returncode == 1 and "milvus" in checked.stdout.lower(), checked.stdout
+    assert "Traceback" not in checked.stdout + checked.stderr
+    repaired = run_gmi("check", "--repair", home=home)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "Traceback" not in repaired.stderr
+    _damage(home / "milvus.db")
+    rebuilt = run_gmi("index", "rebuild", home=home)
+    assert rebuilt.returncode == 0 and "Traceback" not in rebuilt.stderr, rebuilt.stderr
+    _damage(home / "milvus.db")
+    healed = run_gmi("identify", query, "--json", home=home)
+    assert healed.returncode == 0 and "Traceback" not in healed.stderr, healed.stderr
+    assert json.loads(healed.stdout)[0]["results"][0]["model"] == "ink-base"
+    _damage(home / "milvus.db")
+    with running_server(home) as base:
+        answer = httpx.post(f"{base}/api/identify", timeout=120,
+                            files={"images": ("q.jpg", open(query, "rb"), "image/jpeg")})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
+
+
+def test_a_milvus_it_cannot_repair_is_a_503_without_paths(tmp_path, pristine_hub,
+                                                          query_images):  # fmt: skip
+    """A Milvus Lite file the user named (it may hold other hubs) is never deleted: identify
+    is a 503 that names no path, /healthz says the search engine failed."""
+    import httpx
+    from test_server import running_server
+
+    from conftest import hub_copy, run_gmi
+
+    shared = tmp_path / "shared.db"
+    home = hub_copy(pristine_hub, tmp_path / "hub", searcher="milvus", milvus_uri=str(shared))
+    query = str(query_images["ink-base"])
+    assert run_gmi("identify", query, home=home).returncode == 0
+    _damage(shared)
+    with running_server(home) as base:
+        answer = httpx.post(f"{base}/api/identify", timeout=120,
+                            files={"images": ("q.jpg", open(query, "rb"), "image/jpeg")})  # fmt: skip
+        assert answer.status_code == 503, answer.text
+        assert str(tmp_path) not in answer.text and "search engine" in answer.text
+        health = httpx.get(f"{base}/healthz").json()
+        assert health["status"] == "degraded", health
+        assert str(tmp_path) not in json.dumps(health)
+    assert shared.exists()

@@ -30,6 +30,7 @@ from gmi.errors import (
     GmiError,
     InvalidInputError,
     NotFoundError,
+    SearchEngineError,
     already_exists,
 )
 from gmi.imagefolder import MAX_PROMPT_CHARS
@@ -221,6 +222,7 @@ class Hub:
         self._index: PackedIndex | None = None
         self._index_lock = threading.Lock()
         self.index_error: str | None = None  # why the last index build failed, if it did
+        self.search_error: str | None = None  # why the last search failed (until one works)
 
     @cached_property
     def compute_device(self) -> str:
@@ -596,7 +598,8 @@ class Hub:
         named = [self._named_models(e) for e in embedded]
         hashed = {n for found in named for n in (*found.exact, *found.named) if n in index.position}
         search: dict[str, Any] = {}
-        distances = ranking.distances(
+        distances = self._ranked(
+            ranking.distances,
             index.arrays,
             features,
             weights,
@@ -761,6 +764,16 @@ class Hub:
             raise InvalidInputError(
                 f"registry {self.home} uses the exact searcher: there is no index to rebuild"
             )
+        return out
+
+    def _ranked(self, rank: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run the ranking, remembering a search engine's failure for /healthz."""
+        try:
+            out = rank(*args, **kwargs)
+        except SearchEngineError as exc:
+            self.search_error = str(exc)
+            raise
+        self.search_error = None
         return out
 
     def _searcher(self, settings: HubSettings) -> Searcher:

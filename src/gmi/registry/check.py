@@ -169,10 +169,11 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
             report.repaired.append("rebuilt the packed index")
             index_problems = index_problems or ["the packed index has a new generation"]
         report.problems = [p for p in report.problems if not p.startswith("packed index:")]
-    if index_problems and settings.get("searcher") == "ann":
+    if index_problems and settings.get("searcher") in ("ann", "milvus"):
         _rebuild_search_index(registry, settings)
-        report.repaired.append("rebuilt the ann index")
-        report.problems = [p for p in report.problems if not p.startswith("ann index:")]
+        report.repaired.append(f"rebuilt the {settings['searcher']} index")
+        report.problems = [p for p in report.problems if p not in index_problems]
+        report.problems += _search_index_problems(registry, settings)  # still wrong?
     return report
 
 
@@ -208,10 +209,16 @@ def _search_index_problems(registry: Registry, settings: dict[str, str]) -> list
 
 def _rebuild_search_index(registry: Registry, settings: dict[str, str]) -> None:
     from gmi.search.ann import ANN
+    from gmi.search.milvus import default_uri, milvus_searcher
     from gmi.settings import HubSettings
 
-    if registry.list_names(limit=1):
-        ANN.rebuild(registry.open_index(HubSettings.from_strings(registry.settings())).arrays)
+    if not registry.list_names(limit=1):
+        return
+    arrays = registry.open_index(HubSettings.from_strings(registry.settings())).arrays
+    if settings.get("searcher") == "milvus":
+        milvus_searcher(settings.get("milvus_uri") or default_uri(registry.home)).rebuild(arrays)
+    else:
+        ANN.rebuild(arrays)
 
 
 def _packed_problems(registry: Registry, settings: dict[str, str]) -> list[str]:

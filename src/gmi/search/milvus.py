@@ -19,8 +19,10 @@ one line for the CLI, HTTP 503 for the service, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -35,6 +37,8 @@ BATCH_ROWS = 2048  # rows per upsert
 MAX_LIMIT = 16_384  # Milvus's largest top-k
 FLUSH_ROWS = 4096  # after adding this many rows at once, flush (seal and index them)
 CONNECT_TIMEOUT_S = 10.0
+SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
+logger = logging.getLogger("gmi")
 
 
 def default_uri(home: str | Path) -> str:
@@ -83,7 +87,7 @@ class MilvusSearcher:
                     "'milvus-lite' for a .db file URI)"
                 ) from None
             what = "connecting"
-            if not self.uri.startswith(("http://", "https://", "tcp://", "unix:")):
+            if not self.uri.startswith(SERVER_SCHEMES):
                 parent = Path(self.uri).expanduser().parent
                 if not parent.is_dir():
                     raise SearchEngineError(
@@ -93,6 +97,8 @@ class MilvusSearcher:
                 # line below says it instead. One process per file: a second one is refused
                 what = "opening Milvus Lite (one process per file: is another gmi using it?)"
                 logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
+            # pymilvus logs a traceback for every failed request; the error says it in a line
+            logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
             self._client = self._call(
                 what, lambda: MilvusClient(uri=self.uri, timeout=CONNECT_TIMEOUT_S)
             )
@@ -160,6 +166,42 @@ class MilvusSearcher:
         return int(found[0]["count(*)"]) if found else 0
 
     def shortlist(self, arrays: PackedArrays, features: np.ndarray, n: int) -> Shortlist:
+        try:
+            return self._shortlist(arrays, features, n)
+        except SearchEngineError as exc:
+            if not self._recoverable(arrays):
+                raise
+            logger.warning("gmi: %s; rebuilding the registry's Milvus Lite from its index", exc)
+            self.rebuild(arrays)
+            return self._shortlist(arrays, features, n)
+
+    def _own_lite_file(self, arrays: PackedArrays) -> Path | None:
+        """The registry's own Milvus Lite storage (HOME/milvus.db, the default), or None: only
+        that one holds nothing but this registry's points, all of them in its packed index."""
+        if arrays.origin is None or self.uri.startswith(SERVER_SCHEMES):
+            return None
+        path = Path(self.uri).expanduser().resolve()
+        return path if path == Path(arrays.origin[0]).resolve() / "milvus.db" else None
+
+    def _recoverable(self, arrays: PackedArrays) -> bool:
+        """A damaged own Milvus Lite is rebuilt; one that could not be opened (another
+        process holds it) never is."""
+        return self._client is not None and self._own_lite_file(arrays) is not None
+
+    def _reset_lite(self, path: Path) -> None:
+        """Close the client and delete the damaged Milvus Lite storage: a new one is made
+        from the packed index on the next sync."""
+        with self._lock:
+            with contextlib.suppress(Exception):
+                self._client.close()  # type: ignore[union-attr]
+            self._client = None
+            self._synced.clear()
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    def _shortlist(self, arrays: PackedArrays, features: np.ndarray, n: int) -> Shortlist:
         count = self.sync(arrays)
         limit = max(1, min(n, count, MAX_LIMIT))
         name = self.collection(arrays)
@@ -211,14 +253,22 @@ class MilvusSearcher:
         return []
 
     def rebuild(self, arrays: PackedArrays) -> int:
-        """Drop this generation's collection and send every row again."""
+        """Drop this generation's collection and send every row again. The registry's own
+        Milvus Lite, when damaged past dropping a collection, is made anew."""
         name = self.collection(arrays)
         client = self.client()
-        with self._lock:
-            if self._call("listing collections", lambda: client.has_collection(name)):
-                self._call("dropping the collection", lambda: client.drop_collection(name))
-            self._synced.pop(name, None)
-        return self.sync(arrays)
+        try:
+            with self._lock:
+                if self._call("listing collections", lambda: client.has_collection(name)):
+                    self._call("dropping the collection", lambda: client.drop_collection(name))
+                self._synced.pop(name, None)
+            return self.sync(arrays)
+        except SearchEngineError:
+            own = self._own_lite_file(arrays)
+            if own is None:
+                raise
+            self._reset_lite(own)
+            return self.sync(arrays)
 
 
 _SEARCHERS: dict[str, MilvusSearcher] = {}

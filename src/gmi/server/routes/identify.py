@@ -36,6 +36,8 @@ def healthz(
     writer = service.writer_problem()
     if writer:
         problems.append(writer)
+    if service.hub.search_error:  # the last search failed: say so (no URI or path here)
+        problems.append("the search engine failed the last identification")
     return {
         "status": "degraded" if problems else "ok",
         "models": models,
