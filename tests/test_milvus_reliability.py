@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import milvus_lite  # noqa: F401  (requirements.lock installs it: these tests never skip)
 
@@ -83,8 +84,8 @@ def test_a_damaged_milvus_lite_is_reported_repaired_and_healed(tmp_path, pristin
     assert json.loads(healed.stdout)[0]["results"][0]["model"] == "ink-base"
     _damage(home / "milvus.db")
     with running_server(home) as base:
-        answer = httpx.post(f"{base}/api/identify", timeout=120,
-                            files={"images": ("q.jpg", open(query, "rb"), "image/jpeg")})  # fmt: skip
+        upload = {"images": ("q.jpg", Path(query).read_bytes(), "image/jpeg")}
+        answer = httpx.post(f"{base}/api/identify", timeout=120, files=upload)
         assert answer.status_code == 200, answer.text
         assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
 
@@ -104,8 +105,8 @@ def test_a_milvus_it_cannot_repair_is_a_503_without_paths(tmp_path, pristine_hub
     assert run_gmi("identify", query, home=home).returncode == 0
     _damage(shared)
     with running_server(home) as base:
-        answer = httpx.post(f"{base}/api/identify", timeout=120,
-                            files={"images": ("q.jpg", open(query, "rb"), "image/jpeg")})  # fmt: skip
+        upload = {"images": ("q.jpg", Path(query).read_bytes(), "image/jpeg")}
+        answer = httpx.post(f"{base}/api/identify", timeout=120, files=upload)
         assert answer.status_code == 503, answer.text
         assert str(tmp_path) not in answer.text and "search engine" in answer.text
         health = httpx.get(f"{base}/healthz").json()
