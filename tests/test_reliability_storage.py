@@ -295,6 +295,33 @@ def test_full_disk_fails_cleanly_and_reads_still_work(tmp_path, folders, query):
         assert run_gmi("check", home=home).returncode == 0
 
 
+def test_full_disk_identify_needs_no_write_even_when_the_index_is_behind(tmp_path, folders, query):
+    """Round three: with the packed index behind the registry (a model committed, its
+    packing not yet: a killed write, or rows added by another tool), identify on a full disk
+    tried to update the index and exited 7 "cannot write the registry". An identification
+    needs no write: it ranks the last packed state and says so in one line."""
+    with mounted("tmpfs", tmp_path / "disk", size="32m") as disk:
+        home = disk / "hub"
+        done = run_gmi("submit", "flat-base", "--images", str(folders["flat-base"]), home=home)
+        assert done.returncode == 0, done.stderr
+        registry = Registry(home)
+        registry.add("copy", registry.load_spec(registry.get("flat-base")))  # not packed yet
+        with open(disk / "filler", "wb", buffering=0) as handle:
+            try:
+                while True:
+                    handle.write(b"\0" * 65536)
+            except OSError:
+                pass
+        found = run_gmi("identify", str(query), "--json", home=home)
+        assert found.returncode == 0, found.stderr
+        assert "last packed state" in found.stderr and "Traceback" not in found.stderr
+        assert [r["model"] for r in json.loads(found.stdout)[0]["results"]] == ["flat-base"]
+        (disk / "filler").unlink()
+        again = run_gmi("identify", str(query), "--json", home=home)
+        assert again.returncode == 0 and "last packed state" not in again.stderr
+        assert len(json.loads(again.stdout)[0]["results"]) == 2
+
+
 def test_read_only_registry_reads_and_refuses_writes(tmp_path, folders, query):
     source = tmp_path / "hub"
     Hub(source).submit_folder("flat-base", folders["flat-base"], progress=False)

@@ -44,7 +44,7 @@ from safetensors.numpy import save
 from gmi.encoders.base import l2_normalise
 from gmi.errors import CorruptSpecError, StorageError
 from gmi.registry.atomic import atomic_write, fsync_dir
-from gmi.registry.learning import fitted_or_none
+from gmi.registry.learning import fitted_or_none, logger
 from gmi.safetensors_io import load_with_metadata
 from gmi.search.arrays import PackedArrays, points_are_images, spec_rows
 from gmi.search.rules import padded
@@ -910,12 +910,23 @@ def open_index(registry, settings: HubSettings) -> PackedIndex:
         with registry._connect() as db:
             state = read_state(db)
         if not state.in_step:
-            if registry.read_only:
-                raise StorageError(
-                    f"{registry.home}: the packed index is behind the registry and the "
-                    "registry is read-only here; run `gmi check --repair` where it is writable"
-                )
-            sync(registry, settings)
+            try:
+                if registry.read_only:
+                    raise StorageError(
+                        f"{registry.home}: the packed index is behind the registry and the "
+                        "registry is read-only here; run `gmi check --repair` where it is "
+                        "writable"
+                    )
+                sync(registry, settings)
+            except StorageError as exc:  # a full or read-only disk: an identification
+                if not state.token:  # needs no write, so it ranks the last packed state
+                    raise
+                if attempt == 0:
+                    logger.warning(
+                        "gmi: %s; ranking the models of the last packed state (the newest "
+                        "changes are not ranked until the index can be updated)",
+                        exc,
+                    )
         with registry._connect() as db:
             db.execute("BEGIN")  # one consistent snapshot of the state and the slot table
             state = read_state(db)
