@@ -34,6 +34,7 @@ from gmi.errors import InvalidInputError
 from gmi.generators import GENERATORS
 from gmi.model_hash import parse_model_id
 from gmi.registry.store import validate_description, validate_name
+from gmi.submit.digests import DigestCache, folder_stamp
 
 DIGEST_VERSION = 1
 KEYS = {
@@ -97,18 +98,29 @@ class ManifestEntry:
         kind, _, source = str(self.generator).partition(":")
         return source if kind == "diffusers" else None
 
-    def inputs_digest(self) -> str:
+    def inputs_digest(self, cache: DigestCache | None = None) -> str:
         """sha256 of everything the model's spec and record are made from. Reads the images
         (content, not paths or times: a moved folder is the same model) or the prompt file;
-        raises InvalidInputError when they cannot be read."""
+        raises InvalidInputError when they cannot be read. With a cache (gmi.submit.digests)
+        an unchanged folder is stat'ed, not read."""
         from gmi.generators.submission import load_prompts
         from gmi.imagefolder import read_imagefolder
 
         if self.images is not None:
             found = read_imagefolder(self.images)
+            stamp = None
+            if cache is not None:
+                header = {**self._digest_settings(), "split": found.split}
+                stamp = folder_stamp(header, [(p.prompt, p.path) for p in found.pairs])
+                cached = cache.get(stamp) if stamp else None
+                if cached:
+                    return cached
             contents = (read_image_bytes(pair.path) for pair in found.pairs)
             prompts = (pair.prompt for pair in found.pairs)
-            return self.folder_digest(found.split, zip(prompts, contents, strict=True))
+            digest = self.folder_digest(found.split, zip(prompts, contents, strict=True))
+            if cache is not None and stamp:
+                cache.put(stamp, digest)
+            return digest
         digest = hashlib.sha256()
         settings = self._digest_settings()
         settings.update(
