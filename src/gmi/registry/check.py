@@ -151,7 +151,10 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
         if rel in leftover_names:
             from gmi.registry.packed import delete_leftover
 
-            deleted = delete_leftover(registry, registry.home / rel, grace_s)
+            # another generation's ann index is read by no one and written by no one: no
+            # grace; a packed generation or a temporary file may be a write in progress
+            grace = 0.0 if rel.endswith(".faiss") else grace_s
+            deleted = delete_leftover(registry, registry.home / rel, grace)
         else:
             deleted = registry.delete_orphan(registry.home / rel, grace_s)
         if deleted:
