@@ -13,7 +13,7 @@ from test_postgres import _pg_bin, copy_models, fresh_database, pg_url, postgres
 from test_server import running_server
 
 from conftest import SMALL_ZOO, run_gmi
-from gmi.registry.postgres import redacted, scrubbed
+from gmi.registry.dsn import redacted, scrubbed
 
 __all__ = ["pg_url"]  # the module-scoped server fixture, shared
 SECRET = "s3cretPW"

@@ -145,12 +145,22 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
             report.repaired.append(f"rebuilt {record.name} with the registry's gamma")
             report.ok += 1
             fixed.add(record.name)
-    kept = []
     leftover_names = {str(p.relative_to(registry.home)) for p in index_leftovers}
+    _delete_orphans(registry, report, leftover_names, grace_s)
+    report.problems = [p for p in report.problems if p.split(":")[0] not in fixed]
+    _rebuild_indexes(registry, settings, report, bool(packed_problems or fixed), index_problems)
+    return report
+
+
+def _delete_orphans(
+    registry: Registry, report: CheckReport, leftover_names: set[str], grace_s: float
+) -> None:
+    """Delete the orphans and leftovers older than grace_s; keep the rest listed."""
+    from gmi.registry.leftovers import delete_leftover
+
+    kept = []
     for rel in report.orphans:
         if rel in leftover_names:
-            from gmi.registry.packed import delete_leftover
-
             # another generation's ann index is read by no one and written by no one: no
             # grace; a packed generation or a temporary file may be a write in progress
             grace = 0.0 if rel.endswith(".faiss") else grace_s
@@ -161,9 +171,19 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
             report.repaired.append(f"deleted orphan {rel}")
         elif (registry.home / rel).exists():
             kept.append(rel)
-    report.problems = [p for p in report.problems if p.split(":")[0] not in fixed]
     report.orphans = kept
-    if packed_problems or fixed:
+
+
+def _rebuild_indexes(
+    registry: Registry,
+    settings: dict[str, str],
+    report: CheckReport,
+    packed_due: bool,
+    index_problems: list[str],
+) -> None:
+    """Rebuild the packed index when it (or a model) was repaired, then the approximate
+    searcher's index when it was wrong or the packed index has a new generation."""
+    if packed_due:
         from gmi.registry.packed import sync
         from gmi.settings import HubSettings
 
@@ -177,12 +197,11 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
         report.repaired.append(f"rebuilt the {settings['searcher']} index")
         report.problems = [p for p in report.problems if p not in index_problems]
         report.problems += _search_index_problems(registry, settings)  # still wrong?
-    return report
 
 
 def _index_leftovers(registry: Registry, settings: dict[str, str]) -> list:
     """Files of the packed index and the ann index no committed state uses."""
-    from gmi.registry.packed import leftovers
+    from gmi.registry.leftovers import leftovers
     from gmi.search import ann
 
     if "image_dim" not in settings:

@@ -31,7 +31,6 @@ import hashlib
 import os
 import shutil
 import sqlite3
-import time
 import uuid
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -1023,40 +1022,3 @@ def check_packed(registry, settings: HubSettings) -> list[str]:
     if learned.exists() and load_learned(registry.home, state.token) is None:
         problems.append("packed index: the learned-parts file is damaged (repair refits it)")
     return problems  # a missing learned file is a cache miss (refitted on open), not a fault
-
-
-def leftovers(registry) -> tuple[str, list[Path]]:
-    """(the committed generation, the files no committed state uses): other generations'
-    arrays (a write killed between its commit and its clean-up leaves the whole previous
-    generation) and other states' learned files. Listed by `gmi check`."""
-    with registry._connect() as db:
-        state = read_state(db)
-    found = []
-    with contextlib.suppress(OSError):
-        found += [p for p in (registry.home / PACKED_DIR).iterdir() if p.name != state.generation]
-    with contextlib.suppress(OSError):
-        found += [
-            p
-            for p in (registry.home / LEARNED_DIR).iterdir()
-            if p.name != f"{state.token}.safetensors"
-        ]
-    return state.generation, sorted(found)
-
-
-def delete_leftover(registry, path: Path, grace_s: float) -> bool:
-    """Delete one leftover older than grace_s, re-checked under the write lock (a write
-    making a new generation holds it until that generation is committed)."""
-    with registry._write() as db:
-        state = read_state(db)
-        if path.name in (state.generation, f"{state.token}.safetensors"):
-            return False
-        try:
-            if time.time() - path.stat().st_mtime < grace_s:
-                return False
-        except FileNotFoundError:
-            return False
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    return True

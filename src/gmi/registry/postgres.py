@@ -25,16 +25,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from gmi.errors import InvalidInputError, NotFoundError, StoreUnavailableError, already_exists
+from gmi.registry.dsn import redacted, scrubbed
 from gmi.registry.store import (
     MAX_LOOKUP_KEYS,
     SPEC_DIR,
@@ -87,43 +86,6 @@ STAMP_KEY = "postgres_stamp"
 
 def is_store_url(value: str | None) -> bool:
     return bool(value) and str(value).startswith(SCHEMES)
-
-
-def redacted(url: str) -> str:
-    """The store URL as it may be shown (error messages, logs): scheme, user, host, port and
-    database; the password (`user:pw@`, `:pw@`) and EVERY query parameter's value hidden,
-    since libpq takes a password from `?password=` (its key may be percent-encoded too). A
-    key=value DSN shows its keys only."""
-    if "://" not in url:
-        return re.sub(r"=\s*('(?:[^'\\]|\\.)*'|\S*)", "=***", url)
-    parts = urlsplit(url)
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    netloc = parts.netloc
-    if at:
-        user, colon, _ = userinfo.partition(":")
-        netloc = f"{user}{':***' if colon else ''}@{hostport}"
-    query = "&".join(
-        f"{unquote(key.partition('=')[0])}=***" for key in parts.query.split("&") if key
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def scrubbed(text: str, url: str) -> str:
-    """A driver's message with this URL's password (in any spelling it was given) removed."""
-    secrets = set()
-    if "://" in url:
-        parts = urlsplit(url)
-        userinfo = parts.netloc.rpartition("@")[0]
-        if ":" in userinfo:
-            secrets.add(unquote(userinfo.partition(":")[2]))
-        for key, _, value in (p.partition("=") for p in parts.query.split("&")):
-            if unquote(key).strip().lower() == "password":
-                secrets.add(unquote(value))
-    secrets |= set(re.findall(r"password\s*=\s*'?([^'\s]+)", url))
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text.replace(url, redacted(url))
 
 
 def mirror_dir(url: str, home: Path) -> Path:

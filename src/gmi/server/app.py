@@ -47,6 +47,11 @@ from gmi.server.state import ServiceState
 from gmi.server.uploads import MAX_ARCHIVE_BYTES, MAX_IMAGE_BYTES, MAX_QUERY_IMAGES
 from gmi.server.writer import Writer
 
+UPLOAD_LIMITS = {  # the body limit of each upload route (any other path: FORM_OVERHEAD)
+    "/api/identify": MAX_QUERY_IMAGES * MAX_IMAGE_BYTES + FORM_OVERHEAD,
+    "/api/models": MAX_ARCHIVE_BYTES + FORM_OVERHEAD,
+}
+
 
 def create_app(
     home: str | Path | None = None,
@@ -95,10 +100,7 @@ def create_app(
     # (sizes and slow bodies refused while streaming), then the routes.
     app.add_middleware(
         BodyLimits,
-        limits={
-            "/api/identify": MAX_QUERY_IMAGES * MAX_IMAGE_BYTES + FORM_OVERHEAD,
-            "/api/models": MAX_ARCHIVE_BYTES + FORM_OVERHEAD,
-        },
+        limits=UPLOAD_LIMITS,
         idle_timeout_s=float(os.environ.get("GMI_BODY_IDLE_TIMEOUT_S", BODY_IDLE_TIMEOUT_S)),
         default_limit=FORM_OVERHEAD,  # every other path: form fields at most
     )

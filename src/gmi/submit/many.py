@@ -83,8 +83,7 @@ def submit_many(
     executor = executor or InProcess()
     started = time.perf_counter()
     result = SubmitManyResult(executor=executor.describe())
-    settings = hub.settings()
-    load_encoder(settings.encoder, hub.compute_device)  # an unknown encoder fails before work
+    load_encoder(hub.settings().encoder, hub.compute_device)  # an unknown one fails first
     bar = tqdm(total=len(entries), desc="submitting", unit="model", disable=not progress)
 
     def fail(entry: ManifestEntry, exc: BaseException) -> None:
@@ -94,28 +93,8 @@ def submit_many(
         bar.update(1)
         bar.set_postfix(failed=len(result.failed))
 
-    todo: list[tuple[ManifestEntry, str, bool]] = []  # entry, digest, replace it
     cache = DigestCache.for_home(hub.home)  # a re-run stats unchanged folders, reads none
-    for number, entry in enumerate(entries):
-        if number % 1000 == 999:
-            cache.commit()
-        try:
-            digest = entry.inputs_digest(cache)
-            registered = hub.exists() and hub.registry().exists(entry.name)
-            if registered:
-                recorded = hub.registry().get(entry.name).extra.get("inputs")
-                if recorded == digest:
-                    result.skipped.append(entry.name)
-                    bar.update(1)
-                    continue
-                if not replace:
-                    raise GmiError(
-                        f"model {entry.name!r} is already registered with other inputs "
-                        "(--replace updates it)"
-                    )
-            todo.append((entry, digest, registered))
-        except GmiError as exc:
-            fail(entry, exc)
+    todo = _plan(hub, entries, cache, replace, result, bar, fail)
 
     def outcomes(batch: list[tuple[ManifestEntry, str, bool]]) -> Iterator[Any]:
         # an absolute home: Ray workers do not run in the driver's working directory
@@ -133,10 +112,7 @@ def submit_many(
     def stored_meanwhile(name: str, digest: str) -> bool:
         """Another run on this home stored this model with these inputs: skip it (two runs
         that meet share the work instead of failing each other's models)."""
-        try:
-            found = hub.registry().get(name).extra.get("inputs") == digest
-        except GmiError:
-            return False
+        found = _recorded_inputs(hub, name) == digest
         if found:
             result.skipped.append(name)
             bar.update(1)
@@ -175,3 +151,38 @@ def submit_many(
         cache.close()  # the digests of this run: the next one stats, does not read
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _plan(hub, entries, cache, replace, result, bar, fail) -> list[tuple[ManifestEntry, str, bool]]:
+    """Step 1: (entry, digest, replace it) for each entry still to do; skipped and failed
+    entries go to the result as they are found."""
+    todo: list[tuple[ManifestEntry, str, bool]] = []
+    for number, entry in enumerate(entries):
+        if number % 1000 == 999:
+            cache.commit()
+        try:
+            digest = entry.inputs_digest(cache)
+            registered = hub.exists() and hub.registry().exists(entry.name)
+            if registered:
+                recorded = hub.registry().get(entry.name).extra.get("inputs")
+                if recorded == digest:
+                    result.skipped.append(entry.name)
+                    bar.update(1)
+                    continue
+                if not replace:
+                    raise GmiError(
+                        f"model {entry.name!r} is already registered with other inputs "
+                        "(--replace updates it)"
+                    )
+            todo.append((entry, digest, registered))
+        except GmiError as exc:
+            fail(entry, exc)
+    return todo
+
+
+def _recorded_inputs(hub: Hub, name: str) -> str | None:
+    """The input digest a registered model was stored with, or None."""
+    try:
+        return hub.registry().get(name).extra.get("inputs")
+    except GmiError:
+        return None

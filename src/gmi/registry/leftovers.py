@@ -1,0 +1,52 @@
+"""Files of the packed index that no committed state uses (`gmi check` lists them).
+
+A write that makes a new packed generation or learned-parts file deletes the previous ones
+after its commit; a write killed in between leaves them (the whole previous generation: every
+point of the hub). They are leftovers, not faults: harmless, listed, deleted by --repair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from pathlib import Path
+
+from gmi.registry.packed import LEARNED_DIR, PACKED_DIR, read_state
+
+
+def leftovers(registry) -> tuple[str, list[Path]]:
+    """(the committed generation, the files no committed state uses): other generations'
+    arrays (a write killed between its commit and its clean-up leaves the whole previous
+    generation) and other states' learned files. Listed by `gmi check`."""
+    with registry._connect() as db:
+        state = read_state(db)
+    found = []
+    with contextlib.suppress(OSError):
+        found += [p for p in (registry.home / PACKED_DIR).iterdir() if p.name != state.generation]
+    with contextlib.suppress(OSError):
+        found += [
+            p
+            for p in (registry.home / LEARNED_DIR).iterdir()
+            if p.name != f"{state.token}.safetensors"
+        ]
+    return state.generation, sorted(found)
+
+
+def delete_leftover(registry, path: Path, grace_s: float) -> bool:
+    """Delete one leftover older than grace_s, re-checked under the write lock (a write
+    making a new generation holds it until that generation is committed)."""
+    with registry._write() as db:
+        state = read_state(db)
+        if path.name in (state.generation, f"{state.token}.safetensors"):
+            return False
+        try:
+            if time.time() - path.stat().st_mtime < grace_s:
+                return False
+        except FileNotFoundError:
+            return False
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return True
