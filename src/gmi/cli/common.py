@@ -1,0 +1,31 @@
+"""What every command shares: the Hub a command's global options name, and stdout kept for
+the answer while child processes write."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+
+def open_hub(args: argparse.Namespace, **kwargs: object):
+    """The Hub of `--home`, `--device` and `--store` (settings for a new registry in kwargs)."""
+    from gmi.hub import Hub
+
+    return Hub(args.home, device=args.device, store=args.store, **kwargs)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 points at stderr inside (for child processes too), then back."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

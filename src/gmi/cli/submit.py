@@ -1,0 +1,155 @@
+"""`gmi submit` (one model) and `gmi submit-many` (a manifest, resumably, in parallel)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from gmi.cli.common import open_hub, stdout_to_stderr
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    hub = open_hub(args, encoder=args.encoder)
+    started = time.perf_counter()
+    from gmi.submit.manifest import ManifestEntry
+
+    entry = ManifestEntry(
+        args.name,
+        images=args.images,
+        generator=f"diffusers:{args.diffusers}" if args.diffusers else None,
+        lora=args.lora,
+        prompts=args.prompts,
+        steps=args.steps,
+        images_per_prompt=args.images_per_prompt,
+        description=args.description,
+        model_hashes=tuple(args.model_hash or ()),
+        keep_images=args.keep_images,
+    )
+    record, made = hub.submit_entry(entry, replace=args.replace, progress=not args.quiet)
+    generated = made if args.diffusers else None
+    elapsed = time.perf_counter() - started
+    if args.json:
+        extra = {} if generated is None else {"generated": generated}
+        print(json.dumps({**record.to_json(), **extra, "seconds": round(elapsed, 3)}))
+    else:
+        split = f" (split {record.extra['split']!r})" if record.extra.get("split") else ""
+        print(
+            f"submitted {record.name}: {record.n_images} images{split} -> {record.n_points} "
+            f"spec points ({record.encoder}) in {elapsed:.1f}s"
+        )
+    return 0
+
+
+def cmd_submit_many(args: argparse.Namespace) -> int:
+    from gmi.submit.executors import make_executor
+    from gmi.submit.manifest import read_manifest
+    from gmi.submit.many import submit_many
+
+    entries = read_manifest(args.manifest)
+    hub = open_hub(args, encoder=args.encoder)
+    # Ray's processes (and its messages about dead workers) write to the driver's stdout:
+    # they get stderr, so stdout carries the summary alone (--json is read by scripts)
+    with stdout_to_stderr():
+        executor = make_executor(args.ray, args.workers, args.retries)
+        try:
+            result = submit_many(
+                hub, entries, executor, replace=args.replace, progress=not args.quiet
+            )
+        finally:
+            executor.close()
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(
+            f"{len(result.submitted)} submitted, {len(result.skipped)} skipped (unchanged), "
+            f"{len(result.failed)} failed in {result.seconds:.1f}s ({executor.name}, "
+            f"{executor.workers} workers)"
+        )
+        for failure in result.failed:
+            print(f"  failed {failure['name']}: {failure['error']}")
+    return 1 if result.failed else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """`submit` and `submit-many`."""
+    p = sub.add_parser("submit", help="add a model from its generated images")
+    p.add_argument("name")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--images",
+        type=Path,
+        help="imagefolder: image files + metadata.jsonl with file_name and text",
+    )
+    source.add_argument(
+        "--diffusers",
+        metavar="ID_OR_PATH",
+        help="generate the spec images with this diffusers text-to-image pipeline",
+    )
+    p.add_argument("--lora", help="LoRA weights to load into the pipeline")
+    p.add_argument(
+        "--prompts",
+        type=Path,
+        help="prompt file, one per line (default: gmi's standard set for real models)",
+    )
+    p.add_argument("--images-per-prompt", type=int, default=1)
+    p.add_argument("--steps", type=int, default=30, help="inference steps (default 30)")
+    p.add_argument(
+        "--keep-images",
+        type=Path,
+        help="where generated images are kept and resumed from (default: <home>/generated/<name>)",
+    )
+    p.add_argument(
+        "--description", default=None, help="what the model makes (kept on --replace if omitted)"
+    )
+    p.add_argument("--replace", action="store_true", help="overwrite an existing model")
+    p.add_argument(
+        "--model-hash",
+        action="append",
+        metavar="HASH",
+        help="an identity of the model's checkpoint, repeatable: AutoV1/AutoV2/AutoV3 (8, 10, "
+        "12 hex: A1111 'Model hash', Civitai), sha256 (64 hex, 0x allowed), blake3:<hex> "
+        "(InvokeAI), a Civitai AIR (urn:air:...) or the checkpoint's file name. Images naming "
+        "a hash or AIR are exact matches, a file name a named match. Computed for --diffusers "
+        "with local single-file weights (sha256, AutoV1/V2/V3, blake3, file name)",
+    )
+    p.add_argument("--encoder", help="encoder, for a new registry (default: offline)")
+    p.add_argument("--json", action="store_true", help="print the stored record as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_submit)
+    p = sub.add_parser(
+        "submit-many",
+        help="add every model of a manifest (JSON lines or CSV), in parallel, resumably",
+    )
+    p.add_argument(
+        "manifest",
+        type=Path,
+        metavar="MANIFEST",
+        help='one model per line: {"name", "images": DIR} or {"name", "diffusers": ID_OR_PATH, '
+        '"lora", "prompts": FILE, "steps", "images_per_prompt"}, optional "description"',
+    )
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the tasks on Ray: local (a private instance here), auto (the cluster this "
+        "machine joined with `ray start`) or a cluster address",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="tasks at once (default: 1 in this process; with --ray, the cluster's CPUs)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="times a task whose worker process died is run again (default 2)",
+    )
+    p.add_argument(
+        "--replace", action="store_true", help="update models registered with other inputs"
+    )
+    p.add_argument("--encoder", help="encoder, for a new registry (default: offline)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary object")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_submit_many)
