@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from gmi.search.arrays import PackedArrays
-from gmi.search.searchers import Shortlist
+from gmi.search.shortlist import Shortlist
 
 ANN_DIR = "ann"
 FLAT_MAX_ROWS = 65_536  # up to here an exact FAISS scan; above, an inverted file

@@ -31,7 +31,7 @@ import numpy as np
 
 from gmi.errors import SearchEngineError
 from gmi.search.arrays import PackedArrays
-from gmi.search.searchers import Shortlist
+from gmi.search.shortlist import Shortlist
 
 BATCH_ROWS = 2048  # rows per upsert
 MAX_LIMIT = 16_384  # Milvus's largest top-k
