@@ -5,7 +5,7 @@ Layout (in the registry home):
 
     packed/<generation>/points.f32 ...   raw little-endian arrays, one file per array
     registry.db                         tables packed_slots, packed_prompts, packed_texts,
-                                        packed_state (see MIGRATIONS in gmi.registry.store)
+                                        packed_state (see gmi.registry.migrations)
     learned/<token>.safetensors         the learned parts for packed state <token>
 
 Why it is right after any crash: the arrays are append-only and their row counts live in the
