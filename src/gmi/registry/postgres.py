@@ -34,12 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 from gmi.errors import InvalidInputError, NotFoundError, StoreUnavailableError, already_exists
 from gmi.registry.dsn import redacted, scrubbed
+from gmi.registry.files import SPEC_DIR, ModelRecord, SpecFiles
 from gmi.registry.store import (
     MAX_LOOKUP_KEYS,
-    SPEC_DIR,
-    ModelRecord,
     Registry,
-    SpecFiles,
     checked_submission,
     models_with_identity,
 )

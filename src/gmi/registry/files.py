@@ -1,0 +1,124 @@
+"""What every store keeps in a registry home, whatever holds its catalogue: the record of a
+model (ModelRecord) and its files (SpecFiles: the spec file and the example thumbnails,
+written whole or not at all). SQLite (gmi.registry.store) and PostgreSQL
+(gmi.registry.postgres) stores both build on it.
+
+    specs/<id>.safetensors   one spec per model (arrays + JSON header), named by a random id
+    thumbs/<id>/NNNN.jpg     its example thumbnails, one folder renamed into place
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gmi.errors import CorruptSpecError, NotFoundError, StorageError
+from gmi.registry.atomic import atomic_write, dir_mode, fsync_dir
+from gmi.spec.specification import Specification
+
+THUMB_DIR = "thumbs"
+SPEC_DIR = "specs"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    name: str
+    description: str
+    spec_file: str
+    spec_sha256: str
+    encoder: str
+    n_images: int
+    n_points: int
+    created: float
+    updated: float
+    extra: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "encoder": self.encoder,
+            "n_images": self.n_images,
+            "n_points": self.n_points,
+            "created": self.created,
+            "updated": self.updated,
+            "spec_sha256": self.spec_sha256,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+class SpecFiles:
+    """The files of a registry home, whatever keeps its catalogue (SQLite here, PostgreSQL in
+    gmi.registry.postgres): spec files and example thumbnails, written whole or not at all."""
+
+    home: Path
+    spec_dir: Path
+
+    def _storage(self, action: Callable[[], Any]) -> Any:
+        """Run a filesystem write; a full or read-only disk is one clear error."""
+        try:
+            return action()
+        except OSError as exc:
+            raise StorageError(
+                f"{self.home}: cannot write the registry ({exc.strerror or exc}); "
+                "nothing was changed"
+            ) from exc
+
+    def _write_files(self, spec_file: str, data: bytes, thumbnails: list[bytes] | None) -> None:
+        """A new spec file and its thumbnails (before the catalogue row that points at them)."""
+        try:
+            self._storage(lambda: atomic_write(self.spec_dir / spec_file, data))
+            if thumbnails:
+                self._storage(lambda: self._write_thumbnails(spec_file, thumbnails))
+        except StorageError:
+            self._delete_files(spec_file)
+            raise
+
+    # -- example thumbnails ----------------------------------------------------------------
+    def thumbnail_dir(self, spec_file: str) -> Path:
+        return self.home / THUMB_DIR / Path(spec_file).stem
+
+    def _write_thumbnails(self, spec_file: str, thumbnails: list[bytes]) -> None:
+        """All thumbnails into a temp folder, then one rename: present whole or not at all."""
+        root = self.home / THUMB_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+        try:
+            tmp.chmod(dir_mode())  # mkdtemp's 0700 would hide the images from other accounts
+            for i, data in enumerate(thumbnails):
+                (tmp / f"{i:04d}.jpg").write_bytes(data)
+            os.replace(tmp, self.thumbnail_dir(spec_file))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(root)
+
+    def thumbnail(self, record: ModelRecord, index: int) -> Path:
+        """The path of example image `index` of a model; NotFoundError when there is none.
+        Built only from the stored record and an integer: no client text reaches the path."""
+        if not 0 <= index < record.n_images:
+            raise NotFoundError(f"model {record.name!r} has no example image {index}")
+        path = self.thumbnail_dir(record.spec_file) / f"{int(index):04d}.jpg"
+        if not path.is_file():
+            raise NotFoundError(f"model {record.name!r} has no stored example image {index}")
+        return path
+
+    def load_spec(self, record: ModelRecord) -> Specification:
+        path = self.spec_dir / record.spec_file
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CorruptSpecError(f"model {record.name!r}: spec file missing ({exc})") from exc
+        if hashlib.sha256(data).hexdigest() != record.spec_sha256:
+            raise CorruptSpecError(f"model {record.name!r}: spec file does not match its checksum")
+        return Specification.load(path, label=f"model {record.name!r}")
+
+    def _delete_files(self, spec_file: str) -> None:
+        (self.spec_dir / spec_file).unlink(missing_ok=True)
+        shutil.rmtree(self.thumbnail_dir(spec_file), ignore_errors=True)
