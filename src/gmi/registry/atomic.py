@@ -56,3 +56,22 @@ def atomic_write(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def delete_if_older(path: Path, grace_s: float) -> bool:
+    """Delete a file or folder whose mtime is at least grace_s old (a younger one may belong
+    to a write in progress); False when it is younger or already gone. Callers hold the lock
+    that the writers they guard against take."""
+    import shutil
+    import time
+
+    try:
+        if time.time() - path.stat().st_mtime < grace_s:
+            return False
+    except FileNotFoundError:
+        return False
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    return True

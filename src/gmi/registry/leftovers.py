@@ -8,10 +8,9 @@ point of the hub). They are leftovers, not faults: harmless, listed, deleted by 
 from __future__ import annotations
 
 import contextlib
-import shutil
-import time
 from pathlib import Path
 
+from gmi.registry.atomic import delete_if_older
 from gmi.registry.packed import LEARNED_DIR, PACKED_DIR, read_state
 
 
@@ -40,13 +39,4 @@ def delete_leftover(registry, path: Path, grace_s: float) -> bool:
         state = read_state(db)
         if path.name in (state.generation, f"{state.token}.safetensors"):
             return False
-        try:
-            if time.time() - path.stat().st_mtime < grace_s:
-                return False
-        except FileNotFoundError:
-            return False
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    return True
+        return delete_if_older(path, grace_s)

@@ -33,7 +33,7 @@ from gmi.errors import (
     already_exists,
 )
 from gmi.model_hash import parse_model_id, stored_keys
-from gmi.registry.atomic import atomic_write, fsync_dir
+from gmi.registry.atomic import atomic_write, delete_if_older, fsync_dir
 from gmi.registry.files import SPEC_DIR, THUMB_DIR, ModelRecord, SpecFiles
 from gmi.registry.migrations import MIGRATIONS, statements
 from gmi.spec.specification import Specification
@@ -437,16 +437,7 @@ class Registry(SpecFiles):
             used = {r[0] for r in db.execute("SELECT spec_file FROM models")}
             if path.name in used or path.name in {Path(u).stem for u in used}:
                 return False
-            try:
-                if time.time() - path.stat().st_mtime < grace_s:
-                    return False
-            except FileNotFoundError:
-                return False
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-        return True
+            return delete_if_older(path, grace_s)
 
     def orphans(self) -> list[Path]:
         """Spec files (and temp files) that no row points at: left by an interrupted write."""
