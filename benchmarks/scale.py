@@ -142,7 +142,7 @@ def build_hub(home: Path, synthetic: Synthetic, n: int, settings: HubSettings) -
         if name not in have:
             registry.add(name, synthetic.model(i, settings.gamma))
     t0 = time.perf_counter()
-    packed.sync(registry, settings)
+    packed.sync(registry.packed_source(), settings)
     (home / "built.json").write_text(json.dumps({"models": n, "sync_s": time.perf_counter() - t0}))
 
 
@@ -191,7 +191,7 @@ def measure(args: argparse.Namespace) -> dict:
         [sys.executable, "-c", OPEN_SCRIPT, str(home)], capture_output=True, text=True, check=True
     )
     open_s, import_s, usable = opened.stdout.split()
-    index = packed.open_index(registry, settings)
+    index = packed.open_index(registry.packed_source(), settings)
     arrays = index.arrays
 
     rng = np.random.default_rng(1)
@@ -234,11 +234,11 @@ def measure(args: argparse.Namespace) -> dict:
     extra = synthetic.model(10**7 - 1, gamma)
     t0 = time.perf_counter()
     registry.add("synthetic/extra", extra, replace=True)
-    packed.sync(registry, settings)
+    packed.sync(registry.packed_source(), settings)
     submit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     registry.remove("synthetic/extra")
-    packed.sync(registry, settings)
+    packed.sync(registry.packed_source(), settings)
     remove_s = time.perf_counter() - t0
 
     percentiles = np.percentile(np.array(times) * 1000, [50, 95])

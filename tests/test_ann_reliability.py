@@ -59,7 +59,7 @@ def test_a_new_generation_and_leftovers_are_reported_and_repaired(tmp_path, pris
     old_generation = next((home / "packed").iterdir())
     kept = tmp_path / "previous"
     shutil.copytree(old_generation, kept)
-    sync(registry, HubSettings.from_strings(registry.settings()), force_full=True)
+    sync(registry.packed_source(), HubSettings.from_strings(registry.settings()), force_full=True)
     report = _check(home)
     assert report.consistent, report.problems  # D13: a new generation is not a fault
     assert any(o.startswith("ann/") for o in report.orphans), report.orphans

@@ -126,7 +126,7 @@ def _registry(tmp_path, names, specs) -> Registry:
     registry.set_settings(SETTINGS.to_strings())
     for name, spec in zip(names, specs, strict=True):
         registry.add(name, spec)
-    packed.sync(registry, SETTINGS)
+    packed.sync(registry.packed_source(), SETTINGS)
     return registry
 
 
@@ -136,8 +136,8 @@ def _live(registry: Registry):
 
 
 def _assert_matches_specs(registry: Registry) -> packed.PackedIndex:
-    index = packed.open_index(registry, SETTINGS)  # syncs first if the registry moved on
-    assert packed.check_packed(registry, SETTINGS) == []
+    index = packed.open_index(registry.packed_source(), SETTINGS)  # syncs first if the registry moved on
+    assert packed.check_packed(registry.packed_source(), SETTINGS) == []
     names, specs = _live(registry)
     assert sorted(index.names) == names
     queries = np.random.default_rng(5).normal(size=(5, D)).astype(np.float32)
@@ -166,7 +166,7 @@ def test_packed_index_follows_submit_remove_replace(tmp_path):
     registry.remove("m4")
     registry.add("m2", specs[7], replace=True)
     registry.add("m8", specs[8])
-    packed.sync(registry, SETTINGS)
+    packed.sync(registry.packed_source(), SETTINGS)
     index = _assert_matches_specs(registry)
     assert index.token != first.token
     assert (~index.arrays.alive).sum() == 3  # tombstones: m1, m4 and m2's old spec
@@ -186,10 +186,10 @@ def test_packed_index_follows_submit_remove_replace(tmp_path):
 def test_changes_made_behind_gmis_back_are_picked_up(tmp_path):
     names, specs = _specs(5)
     registry = _registry(tmp_path, names[:4], specs[:4])
-    token = packed.state_token(registry)
+    token = packed.state_token(registry.packed_source())
     with sqlite3.connect(registry.db_path) as db:  # any change to `models`, by anyone
         db.execute("DELETE FROM models WHERE name = 'm0'")
-    assert packed.state_token(registry) == ""  # the trigger recorded it
+    assert packed.state_token(registry.packed_source()) == ""  # the trigger recorded it
     index = _assert_matches_specs(registry)
     assert "m0" not in index.names and index.token != token
 
@@ -197,28 +197,28 @@ def test_changes_made_behind_gmis_back_are_picked_up(tmp_path):
 def test_rows_of_an_uncommitted_write_are_overwritten(tmp_path):
     names, specs = _specs(6)
     registry = _registry(tmp_path, names[:3], specs[:3])
-    state = packed.state_token(registry)
+    state = packed.state_token(registry.packed_source())
     with registry._connect() as db:
         generation = packed.read_state(db).generation
     points = tmp_path / "hub" / packed.PACKED_DIR / generation / "points.f4"
     with open(points, "ab") as f:  # what a writer killed before its commit leaves behind
         f.write(np.full((50, D), np.nan, np.float32).tobytes())
-    assert packed.state_token(registry) == state  # nothing committed: nothing changed
+    assert packed.state_token(registry.packed_source()) == state  # nothing committed: nothing changed
     registry.add("m5", specs[5])
-    packed.sync(registry, SETTINGS)
+    packed.sync(registry.packed_source(), SETTINGS)
     index = _assert_matches_specs(registry)
     assert np.isfinite(np.asarray(index.arrays.points)).all()
 
 
 def test_compaction_drops_dead_rows_and_keeps_answers(tmp_path, monkeypatch):
-    monkeypatch.setattr(packed, "COMPACT_MIN_DEAD_POINTS", 10)
+    monkeypatch.setattr(packed.maintenance, "COMPACT_MIN_DEAD_POINTS", 10)
     names, specs = _specs(7)
     registry = _registry(tmp_path, names, specs)
     with registry._connect() as db:
         before = packed.read_state(db).generation
     for name in names[:6]:
         registry.remove(name)
-    packed.sync(registry, SETTINGS)
+    packed.sync(registry.packed_source(), SETTINGS)
     with registry._connect() as db:
         after = packed.read_state(db).generation
     assert after != before and not (tmp_path / "hub" / packed.PACKED_DIR / before).exists()

@@ -121,12 +121,12 @@ def test_a_registry_refits_on_doubling_and_projects_every_row(tmp_path):
     fitted_on = []
     for i, z in enumerate(models):
         registry.add(f"m{i}", _spec(z))
-        packed.sync(registry, SETTINGS)
+        packed.sync(registry.packed_source(), SETTINGS)
         space = _space(registry)
         fitted_on.append(space.models if space is not None else None)
     # 10 images < 16 dimensions: ranked as encoded; then fits at 2 models, refits at 4 and 8
     assert fitted_on == [None, 2, 2, 4, 4, 4, 4, 8, 8]
-    index = packed.open_index(registry, SETTINGS)
+    index = packed.open_index(registry.packed_source(), SETTINGS)
     space = _space(registry)
     # rows appended after the fit (m8) were projected with it, like the refitted ones
     np.testing.assert_allclose(
@@ -136,11 +136,11 @@ def test_a_registry_refits_on_doubling_and_projects_every_row(tmp_path):
     assert index.arrays.gamma == space.gamma
     # pair features stay as encoded (the interrogators read them)
     np.testing.assert_array_equal(index.arrays.pair_features, np.concatenate(models))
-    assert packed.check_packed(registry, SETTINGS) == []
+    assert packed.check_packed(registry.packed_source(), SETTINGS) == []
     registry.remove("m3")  # a removal does not refit
-    packed.sync(registry, SETTINGS)
+    packed.sync(registry.packed_source(), SETTINGS)
     assert _space(registry).models == 8
-    assert packed.check_packed(registry, SETTINGS) == []
+    assert packed.check_packed(registry.packed_source(), SETTINGS) == []
 
 
 def test_check_finds_damaged_projected_rows(tmp_path):
@@ -148,17 +148,17 @@ def test_check_finds_damaged_projected_rows(tmp_path):
     registry.set_settings(SETTINGS.to_strings())
     for i, z in enumerate(_models(5, 3)):
         registry.add(f"m{i}", _spec(z))
-    packed.sync(registry, SETTINGS)
+    packed.sync(registry.packed_source(), SETTINGS)
     with registry._connect() as db:
         generation = packed.read_state(db).generation
     path = tmp_path / "hub" / packed.PACKED_DIR / generation / "space_points.f4"
     data = bytearray(path.read_bytes())
     data[4:8] = np.float32(99.0).tobytes()
     path.write_bytes(bytes(data))
-    assert any("differ from its spec file" in p for p in packed.check_packed(registry, SETTINGS))
+    assert any("differ from its spec file" in p for p in packed.check_packed(registry.packed_source(), SETTINGS))
     repaired = run_gmi("check", "--repair", "--json", home=tmp_path / "hub")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
-    assert packed.check_packed(registry, SETTINGS) == []
+    assert packed.check_packed(registry.packed_source(), SETTINGS) == []
 
 
 def test_registries_from_before_the_space_keep_ranking_as_encoded(tmp_path):

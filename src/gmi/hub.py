@@ -41,7 +41,7 @@ from gmi.metadata import Embedded, read_embedded
 from gmi.metadata.matching import NamedModels, named_models
 from gmi.model_hash import parse_model_id
 from gmi.registry.base import Store
-from gmi.registry.packed import PackedIndex
+from gmi.registry.packed.index import PackedIndex
 from gmi.registry.store import (
     ModelRecord,
     Registry,

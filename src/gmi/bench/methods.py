@@ -32,7 +32,7 @@ from gmi.encoders import Encoder, load_encoder
 from gmi.encoders.batches import encode_in_batches
 from gmi.interrogators import DEFAULT_INTERROGATOR, INTERROGATORS, load_interrogator
 from gmi.interrogators.base import prompt_embeddings
-from gmi.registry.packed import PackedIndex
+from gmi.registry.packed.index import PackedIndex
 from gmi.search import ranking
 from gmi.search.rules import padded, padded_weights
 from gmi.search.weights import PointWeights

@@ -12,7 +12,7 @@ from PIL import Image
 from gmi.encoders.base import Encoder, l2_normalise
 
 if TYPE_CHECKING:
-    from gmi.registry.packed import PackedIndex
+    from gmi.registry.packed.index import PackedIndex
 
 
 @dataclass(frozen=True)

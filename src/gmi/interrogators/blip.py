@@ -14,7 +14,7 @@ from gmi.hf import load_pretrained, require
 from gmi.interrogators.base import Interrogation, Interrogator
 
 if TYPE_CHECKING:
-    from gmi.registry.packed import PackedIndex
+    from gmi.registry.packed.index import PackedIndex
 
 DEFAULT_BLIP = "Salesforce/blip-image-captioning-large"
 MAX_NEW_TOKENS = 30

@@ -23,7 +23,7 @@ from gmi.interrogators.base import Interrogation, Interrogator
 from gmi.interrogators.blip import DEFAULT_BLIP, BlipCaptioner
 
 if TYPE_CHECKING:
-    from gmi.registry.packed import PackedIndex
+    from gmi.registry.packed.index import PackedIndex
 
 FLAVOURS = 3  # how many flavour phrases are appended
 

@@ -23,7 +23,7 @@ from gmi.interrogators.base import Interrogation, Interrogator
 from gmi.spec.ridge import RidgeModel
 
 if TYPE_CHECKING:
-    from gmi.registry.packed import PackedIndex
+    from gmi.registry.packed.index import PackedIndex
 
 
 class HubInterrogator(Interrogator):

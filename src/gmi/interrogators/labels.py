@@ -18,7 +18,7 @@ from gmi.encoders.base import Encoder
 from gmi.interrogators.base import Interrogation, Interrogator
 
 if TYPE_CHECKING:
-    from gmi.registry.packed import PackedIndex
+    from gmi.registry.packed.index import PackedIndex
 
 
 @lru_cache(maxsize=1)

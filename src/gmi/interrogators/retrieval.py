@@ -17,7 +17,7 @@ from gmi.encoders.base import Encoder, l2_normalise
 from gmi.interrogators.base import Interrogation, Interrogator
 
 if TYPE_CHECKING:
-    from gmi.registry.packed import PackedIndex
+    from gmi.registry.packed.index import PackedIndex
 
 _TEMPERATURE = 0.02  # softmax over cosine similarities of the r nearest spec images
 

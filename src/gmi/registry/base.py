@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from gmi.registry.packed import PackedIndex
+    from gmi.registry.packed.index import PackedIndex
     from gmi.registry.store import ModelRecord
     from gmi.settings import HubSettings
     from gmi.spec.specification import Specification

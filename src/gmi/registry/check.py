@@ -54,7 +54,7 @@ def inspect_record(
 ) -> tuple[str | None, Specification | None]:
     """(why this row's model is not whole, or None; its spec when it loads). Gamma is not
     judged here: a spec of another gamma is whole and repairable (check_registry)."""
-    from gmi.registry.packed import spec_problem  # the rules identify applies, in one place
+    from gmi.registry.packed.writer import spec_problem  # the rules identify applies, in one place
     from gmi.settings import HubSettings
 
     path = registry.spec_dir / record.spec_file
@@ -184,11 +184,10 @@ def _rebuild_indexes(
     """Rebuild the packed index when it (or a model) was repaired, then the approximate
     searcher's index when it was wrong or the packed index has a new generation."""
     if packed_due:
-        from gmi.registry.packed import sync
         from gmi.settings import HubSettings
 
         if registry.list_names(limit=1) and "image_dim" in registry.settings():
-            sync(registry, HubSettings.from_strings(registry.settings()), force_full=True)
+            registry.sync_index(HubSettings.from_strings(registry.settings()), full=True)
             report.repaired.append("rebuilt the packed index")
             index_problems = index_problems or ["the packed index has a new generation"]
         report.problems = [p for p in report.problems if not p.startswith("packed index:")]
@@ -244,9 +243,9 @@ def _rebuild_search_index(registry: Registry, settings: dict[str, str]) -> None:
 
 
 def _packed_problems(registry: Registry, settings: dict[str, str]) -> list[str]:
-    from gmi.registry.packed import check_packed
+    from gmi.registry.packed.check import check_packed
     from gmi.settings import HubSettings
 
     if "image_dim" not in settings or not registry.list_names(limit=1):
         return []
-    return check_packed(registry, HubSettings.from_strings(settings))
+    return check_packed(registry.packed_source(), HubSettings.from_strings(settings))

@@ -11,7 +11,7 @@ import contextlib
 from pathlib import Path
 
 from gmi.registry.atomic import delete_if_older
-from gmi.registry.packed import LEARNED_DIR, PACKED_DIR, read_state
+from gmi.registry.packed.layout import LEARNED_DIR, PACKED_DIR, read_state
 
 
 def leftovers(registry) -> tuple[str, list[Path]]:

@@ -44,7 +44,7 @@ from gmi.registry.store import (
 from gmi.spec.specification import Specification
 
 if TYPE_CHECKING:
-    from gmi.registry.packed import PackedIndex
+    from gmi.registry.packed.index import PackedIndex
     from gmi.settings import HubSettings
 
 SCHEMES = ("postgresql://", "postgres://")

@@ -36,12 +36,15 @@ from gmi.model_hash import parse_model_id, stored_keys
 from gmi.registry.atomic import atomic_write, delete_if_older, fsync_dir
 from gmi.registry.files import SPEC_DIR, THUMB_DIR, ModelRecord, SpecFiles
 from gmi.registry.migrations import MIGRATIONS, statements
+from gmi.registry.packed.index import PackedIndex
+from gmi.registry.packed.layout import PackedSource
+from gmi.registry.packed.reader import open_index, state_token
+from gmi.registry.packed.writer import sync
 from gmi.spec.specification import Specification
 
 __all__ = ["SPEC_DIR", "THUMB_DIR", "ModelRecord", "Registry", "SpecFiles"]
 
 if TYPE_CHECKING:
-    from gmi.registry.packed import PackedIndex
     from gmi.settings import HubSettings
 
 DB_NAME = "registry.db"
@@ -364,20 +367,25 @@ class Registry(SpecFiles):
             return [r[0] for r in rows.fetchall()]
 
     # -- the packed index (gmi.registry.packed) -------------------------------------------
-    def index_token(self) -> str:
-        from gmi.registry import packed
+    def packed_source(self) -> PackedSource:
+        """What the packed index needs of this home: its database and spec files."""
+        return PackedSource(
+            home=self.home,
+            read_only=self.read_only,
+            connect=self._connect,
+            write=self._write,
+            guard=self._storage,
+            spec_files=self,
+        )
 
-        return packed.state_token(self)
+    def index_token(self) -> str:
+        return state_token(self.packed_source())
 
     def open_index(self, settings: HubSettings) -> PackedIndex:
-        from gmi.registry import packed
-
-        return packed.open_index(self, settings)
+        return open_index(self.packed_source(), settings)
 
     def sync_index(self, settings: HubSettings, *, full: bool = False) -> None:
-        from gmi.registry import packed
-
-        packed.sync(self, settings, force_full=full)
+        sync(self.packed_source(), settings, force_full=full)
 
     # -- repair (gmi check): every change under the write lock, after re-verifying ------------
     def remove_if(self, record: ModelRecord, still_broken: Callable[[], bool]) -> bool:
