@@ -12,13 +12,28 @@ from dataclasses import asdict, dataclass, replace
 
 from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
 from gmi.encoders import DEFAULT_ENCODER
-from gmi.errors import InvalidInputError
+from gmi.errors import ConflictError, InvalidInputError
 from gmi.interrogators import DEFAULT_INTERROGATOR
 from gmi.search.searchers import SEARCHER_NAMES
 from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU, SCORINGS
 from gmi.spec.space import DEFAULT_SPACE, SPACES
 
 COMBINES = ("mean", "joint")
+# what a caller may ask of a registry it creates (Hub keywords, `gmi init` options); the rest
+# of HubSettings (image_dim, prompt_dim) is read from the first model
+REQUESTABLE = (
+    "encoder",
+    "interrogator",
+    "n_points",
+    "gamma",
+    "tau",
+    "combine",
+    "augment",
+    "scoring",
+    "space",
+    "searcher",
+    "milvus_uri",
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,23 @@ class HubSettings:
             )
         except ValueError as exc:
             raise InvalidInputError(f"registry settings: {exc}") from exc
+
+    @classmethod
+    def resolve(
+        cls, stored: Mapping[str, str], requested: Mapping[str, object], home: object
+    ) -> HubSettings:
+        """A registry's settings: its stored values win over requested ones (fixed at
+        creation); asking for another encoder than it has is refused (features of two
+        encoders are not comparable). `requested` None values are not asked for."""
+        wanted = {k: v for k, v in requested.items() if v is not None}
+        if stored.get("encoder") and "encoder" in wanted and wanted["encoder"] != stored["encoder"]:
+            raise ConflictError(
+                f"registry {home} uses encoder {stored['encoder']!r}, not "
+                f"{wanted['encoder']!r}; specs of different encoders cannot be compared "
+                "(use another --home)"
+            )
+        asked = cls.from_strings({k: str(v) for k, v in wanted.items()})
+        return cls.from_strings({**asked.to_strings(), **stored})
 
     def to_strings(self) -> dict[str, str]:
         """The text rows to store (None values are left out: not fixed yet)."""

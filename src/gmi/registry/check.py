@@ -21,6 +21,7 @@ import numpy as np
 
 from gmi.errors import CorruptSpecError
 from gmi.registry.store import ModelRecord, Registry
+from gmi.search.searchers import Searcher, registry_searcher
 from gmi.spec.specification import Specification, build_specification
 
 
@@ -191,55 +192,48 @@ def _rebuild_indexes(
             report.repaired.append("rebuilt the packed index")
             index_problems = index_problems or ["the packed index has a new generation"]
         report.problems = [p for p in report.problems if not p.startswith("packed index:")]
-    if index_problems and settings.get("searcher") in ("ann", "milvus"):
+    if index_problems and _searcher(registry, settings).indexed:
         _rebuild_search_index(registry, settings)
         report.repaired.append(f"rebuilt the {settings['searcher']} index")
         report.problems = [p for p in report.problems if p not in index_problems]
         report.problems += _search_index_problems(registry, settings)  # still wrong?
 
 
+def _searcher(registry: Registry, settings: dict[str, str]) -> Searcher:
+    return registry_searcher(
+        settings.get("searcher", "exact"), settings.get("milvus_uri"), registry.home
+    )
+
+
 def _index_leftovers(registry: Registry, settings: dict[str, str]) -> list:
-    """Files of the packed index and the ann index no committed state uses."""
+    """Files of the packed index and the searcher's index no committed state uses."""
     from gmi.registry.leftovers import leftovers
-    from gmi.search import ann
 
     if "image_dim" not in settings:
         return []
     generation, found = leftovers(registry)
+    # an ann index outlives a switch of searcher: its files are looked for whatever it is now
+    ann = registry_searcher("ann", None, registry.home)
     return sorted(found + ann.leftovers(registry.home, generation))
 
 
 def _search_index_problems(registry: Registry, settings: dict[str, str]) -> list[str]:
     """What is wrong with the approximate searcher's index (none for `exact`)."""
-    if settings.get("searcher") not in ("ann", "milvus") or "image_dim" not in settings:
-        return []
-    if not registry.list_names(limit=1):
+    searcher = _searcher(registry, settings)
+    if not searcher.indexed or "image_dim" not in settings or not registry.list_names(limit=1):
         return []
     from gmi.settings import HubSettings
 
-    arrays = registry.open_index(HubSettings.from_strings(settings)).arrays
-    if settings["searcher"] == "milvus":
-        from gmi.search.milvus import default_uri, milvus_searcher
-
-        uri = settings.get("milvus_uri") or default_uri(registry.home)
-        return milvus_searcher(uri).check(arrays)
-    from gmi.search.ann import check_index
-
-    return check_index(arrays)
+    return searcher.check(registry.open_index(HubSettings.from_strings(settings)).arrays)
 
 
 def _rebuild_search_index(registry: Registry, settings: dict[str, str]) -> None:
-    from gmi.search.ann import ANN
-    from gmi.search.milvus import default_uri, milvus_searcher
     from gmi.settings import HubSettings
 
     if not registry.list_names(limit=1):
         return
     arrays = registry.open_index(HubSettings.from_strings(registry.settings())).arrays
-    if settings.get("searcher") == "milvus":
-        milvus_searcher(settings.get("milvus_uri") or default_uri(registry.home)).rebuild(arrays)
-    else:
-        ANN.rebuild(arrays)
+    _searcher(registry, settings).rebuild(arrays)
 
 
 def _packed_problems(registry: Registry, settings: dict[str, str]) -> list[str]:

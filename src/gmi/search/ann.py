@@ -30,6 +30,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -252,6 +253,7 @@ class AnnSearcher:
     """Shortlists from a FAISS index kept per (registry home, generation) in this process."""
 
     name = "ann"
+    indexed = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -310,6 +312,26 @@ class AnnSearcher:
         with self._lock:
             self._open[home] = built
         return built
+
+    def sync(self, arrays: PackedArrays) -> int:
+        return self.index_for(arrays).rows
+
+    def status(self, arrays: PackedArrays) -> dict[str, Any]:
+        built = self.index_for(arrays)
+        home = arrays.origin[0] if arrays.origin is not None else None
+        return {
+            "index": built.kind,
+            "indexed_rows": built.rows,
+            "saved_rows": built.saved_rows,
+            "files": [str(f[0]) for f in stored_files(home)] if home is not None else [],
+            "problems": check_index(arrays),
+        }
+
+    def check(self, arrays: PackedArrays) -> list[str]:
+        return check_index(arrays)
+
+    def leftovers(self, home: str | Path, generation: str) -> list[Path]:
+        return leftovers(home, generation)
 
     def shortlist(self, arrays: PackedArrays, features: np.ndarray, n: int) -> Shortlist:
         built = self.index_for(arrays)

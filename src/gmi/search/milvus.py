@@ -26,6 +26,7 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,7 @@ class MilvusSearcher:
     """Shortlists from a Milvus collection of one registry's points."""
 
     name = "milvus"
+    indexed = True
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -225,6 +227,18 @@ class MilvusSearcher:
         # all there is only if every point came back (an ANN index may return fewer)
         everything = limit >= count and bool((ids >= 0).sum(axis=1).min() >= count)
         return Shortlist.from_neighbours(arrays, ids, d2, exhaustive=everything)
+
+    def status(self, arrays: PackedArrays) -> dict[str, Any]:
+        rows = self.sync(arrays)
+        return {
+            "milvus_uri": self.uri,
+            "collection": self.collection(arrays),
+            "indexed_rows": rows,
+            "problems": self.check(arrays),
+        }
+
+    def leftovers(self, home: str | Path, generation: str) -> list[Path]:
+        return []  # other generations' collections are dropped by the next sync
 
     def check(self, arrays: PackedArrays, sample: int = 16) -> list[str]:
         """`gmi check`: the collection holds this generation's rows under their ids."""

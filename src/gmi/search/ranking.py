@@ -13,8 +13,10 @@ and `top_k`, so a speed-up or a fix lands everywhere at once. The parts are seam
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,24 +67,50 @@ def initial_points(total: int) -> int:
     return min(MAX_POINTS, 1 << (wanted - 1).bit_length())
 
 
+@dataclass(frozen=True)
+class RankPlan:
+    """How to rank: the scoring rule and combination, where the arithmetic runs, which
+    searcher shortlists, how many must be right (k) and which slots are always scored (e.g.
+    models an image names by checkpoint hash)."""
+
+    scoring: str = "local"
+    combine: str = "mean"
+    backend: str = "auto"
+    device: str = "auto"
+    searcher: Searcher = EXACT
+    k: int = 10
+    always: Sequence[int] = ()
+
+    @property
+    def fast(self) -> bool:
+        """Whether the vectorised local kernel applies (not the float64 reference)."""
+        return self.backend != "reference" and self.combine in ("mean", "joint")
+
+
+@dataclass(frozen=True)
+class Query:
+    """The query side of one ranking: features [T, d] in the points' space, their point
+    weights, and the requirements (groups of image rows) to rank for."""
+
+    features: np.ndarray
+    weights: PointWeights
+    groups: Sequence[Sequence[int]]
+
+
 def distances(
     arrays: PackedArrays,
     features: np.ndarray,
     weights: PointWeights,
     groups: Sequence[Sequence[int]],
+    plan: RankPlan | None = None,
     *,
-    scoring: str = "local",
-    combine: str = "mean",
-    backend: str = "auto",
-    device: str = "auto",
-    searcher: Searcher = EXACT,
-    k: int = 10,
     report: dict | None = None,
-    always: Sequence[int] = (),
+    **options: Any,
 ) -> np.ndarray:
     """Distances [G, S] of each requirement (group of query images) to every slot; +inf for
     slots that are dead, skipped or not shortlisted. `features` are as the encoder gave them:
-    projected here when the hub has a learned space.
+    projected here when the hub has a learned space. `plan` (or its fields as keywords:
+    scoring, combine, backend, device, searcher, k, always) says how.
 
     With an approximate searcher only the shortlisted models are scored, and for the local
     rule the top `k` is certified (METHOD.md section 9): a model none of whose points is among
@@ -90,82 +118,96 @@ def distances(
     or below s*gamma*mean(R_i^2) cannot be beaten by any unlisted model. Not certified: N is
     quadrupled, up to MAX_POINTS, then every live model is scored. `report` (a dict) receives
     how it went: searcher, points asked, rounds, certified, candidates. Slots in `always`
-    (e.g. models an image names by checkpoint hash) are scored whether shortlisted or not."""
-    if backend not in BACKENDS:
+    are scored whether shortlisted or not."""
+    plan = replace(plan, **options) if plan is not None else RankPlan(**options)
+    if plan.backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}")
-    rule = scoring_rule(scoring)
-    features = arrays.to_space(features)  # the points' space (a no-op without a learned one)
+    rule = scoring_rule(plan.scoring)
+    # the points' space (a no-op without a learned one)
+    query = Query(arrays.to_space(features), weights, groups)
     info = report if report is not None else {}
-    info.update(searcher=searcher.name, rounds=0, certified=None)
+    info.update(searcher=plan.searcher.name, rounds=0, certified=None)
+    if plan.searcher is not EXACT:
+        shortlisted = _shortlisted(arrays, query, plan, rule, info)
+        if shortlisted is not None:
+            return _score_missing(arrays, shortlisted, query, plan, rule)
+        info["certified"] = True  # the exact scan below
+    return _exact(arrays, query, plan, rule)
+
+
+def _shortlisted(arrays, query: Query, plan: RankPlan, rule, info: dict) -> np.ndarray | None:
+    """Distances from the searcher's shortlists, widened until the top k is certified; None
+    when the searcher declines or certification failed up to MAX_POINTS (scan everything)."""
     n = initial_points(len(arrays.points))
-    while searcher is not EXACT:
-        found = searcher.shortlist(arrays, features, n)
+    local = rule.name == "local" and plan.combine in ("mean", "joint")
+    while True:
+        found = plan.searcher.shortlist(arrays, query.features, n)
         if found is None:
-            break
+            return None
         info.update(rounds=info["rounds"] + 1, points=n, candidates=int(found.slots.size))
-        local = rule.name == "local" and combine in ("mean", "joint")
-        out = _rerank(arrays, found, features, weights, groups, rule, combine, backend, k, local)
+        out = _rerank(arrays, found, query, plan, rule, local)
         info["scored"] = int(np.isfinite(out).any(axis=0).sum())
         if not local:
             info["certified"] = found.exhaustive  # a heuristic shortlist for the RKME
-            return _score_missing(
-                arrays, out, always, features, weights, groups, rule, combine, backend
-            )
-        if found.exhaustive or _certified(out, found.radius2, groups, rule, arrays, k):
+            return out
+        if found.exhaustive or _certified(out, found.radius2, query.groups, rule, arrays, plan.k):
             info["certified"] = True
-            return _score_missing(
-                arrays, out, always, features, weights, groups, rule, combine, backend
-            )
+            return out
         if n >= MAX_POINTS:
             info["fallback"] = "exact scan"
-            break
+            return None
         n *= 4
-    if searcher is not EXACT:
-        info["certified"] = True  # the exact scan below
-    out = np.full((len(groups), arrays.n_slots), np.inf)
+
+
+def _exact(arrays, query: Query, plan: RankPlan, rule) -> np.ndarray:
+    """Every live slot scored: the fast kernel on numpy or torch, else the rule's reference."""
+    out = np.full((len(query.groups), arrays.n_slots), np.inf)
     live = arrays.live_slots
     if live.size == 0:
         return out
-    if rule.has_fast and backend != "reference" and combine in ("mean", "joint"):
-        where = resolve_device(device)
-        use_torch = backend == "torch" or (backend == "auto" and where == "cuda")
+    if rule.has_fast and plan.fast:
+        where = resolve_device(plan.device)
+        use_torch = plan.backend == "torch" or (plan.backend == "auto" and where == "cuda")
         lo, hi = int(live.min()), int(live.max()) + 1
         if use_torch:
             per_image = torch_backend(arrays, where).distances(
-                arrays, (lo, hi), features, weights, rule.sharpness
+                arrays, (lo, hi), query.features, query.weights, rule.sharpness
             )
         else:
-            per_image = local_numpy(arrays, (lo, hi), features, weights, rule.sharpness)
+            per_image = local_numpy(arrays, (lo, hi), query.features, query.weights, rule.sharpness)
         keep = live - lo
-        for g, group in enumerate(groups):
+        for g, group in enumerate(query.groups):
             out[g, live] = per_image[list(group)][:, keep].mean(axis=0)
         return out
-    out[:, live] = rule.reference(arrays, live, features, weights, groups, combine)
+    out[:, live] = rule.reference(
+        arrays, live, query.features, query.weights, query.groups, plan.combine
+    )
     return out
 
 
-def _score_missing(arrays, out, always, features, weights, groups, rule, combine, backend):
-    """`out` with the slots of `always` that are still unscored (+inf) scored exactly."""
-    wanted = np.asarray(sorted(set(always)), dtype=np.int64)
+def _score_missing(arrays, out, query: Query, plan: RankPlan, rule) -> np.ndarray:
+    """`out` with the slots of `plan.always` that are still unscored (+inf) scored exactly."""
+    wanted = np.asarray(sorted(set(plan.always)), dtype=np.int64)
     if wanted.size == 0:
         return out
     missing = wanted[~np.isfinite(out[:, wanted]).all(axis=0)]
     if missing.size:
-        sub = arrays.subset(missing)
-        out[:, missing] = _score(sub, features, weights, groups, rule, combine, backend)
+        out[:, missing] = _score(arrays.subset(missing), query, plan, rule)
     return out
 
 
-def _score(sub, features, weights, groups, rule, combine, backend) -> np.ndarray:
+def _score(sub, query: Query, plan: RankPlan, rule) -> np.ndarray:
     """Distances [G, slots of `sub`] (a shortlist's own arrays), on the CPU."""
+    if rule.has_fast and plan.fast:
+        per_image = local_numpy(
+            sub, (0, sub.n_slots), query.features, query.weights, rule.sharpness
+        )
+        return np.stack([per_image[list(group)].mean(axis=0) for group in query.groups])
     every = np.arange(sub.n_slots)
-    if rule.has_fast and backend != "reference" and combine in ("mean", "joint"):
-        per_image = local_numpy(sub, (0, sub.n_slots), features, weights, rule.sharpness)
-        return np.stack([per_image[list(group)].mean(axis=0) for group in groups])
-    return rule.reference(sub, every, features, weights, groups, combine)
+    return rule.reference(sub, every, query.features, query.weights, query.groups, plan.combine)
 
 
-def _rerank(arrays, found, features, weights, groups, rule, combine, backend, k, local):
+def _rerank(arrays, found, query: Query, plan: RankPlan, rule, local: bool) -> np.ndarray:
     """Exact distances [G, S] of the shortlisted slots that can still reach a top k.
 
     For the local rule each candidate's distance is first BOUNDED without reading its vectors
@@ -173,27 +215,24 @@ def _rerank(arrays, found, features, weights, groups, rule, combine, backend, k,
     radius, with the query's own point weights): candidates are scored exactly in order of
     that bound, a batch at a time, until every remaining bound exceeds each group's k-th best
     distance (those stay +inf: they cannot enter the top k). Other rules score every one."""
-    out = np.full((len(groups), arrays.n_slots), np.inf)
+    out = np.full((len(query.groups), arrays.n_slots), np.inf)
     if found.slots.size == 0:
         return out
     if not local:
-        sub = arrays.subset(found.slots)
-        out[:, found.slots] = _score(sub, features, weights, groups, rule, combine, backend)
+        out[:, found.slots] = _score(arrays.subset(found.slots), query, plan, rule)
         return out
-    bound = _lower_bounds(arrays, found, weights, groups, rule.sharpness * arrays.gamma)
+    bound = _lower_bounds(arrays, found, query.weights, query.groups, rule.sharpness * arrays.gamma)
     bound = bound * (1.0 - 1e-5) - 1e-6  # FAISS's and numpy's float32 sums differ by a hair
     order = np.argsort(bound.min(axis=0), kind="stable")
-    batch = max(2 * k, 16)  # the bounds are tight: most shortlists need one batch
+    batch = max(2 * plan.k, 16)  # the bounds are tight: most shortlists need one batch
     done = 0
     while done < order.size:
         chosen = order[done : done + batch]
         done += chosen.size
         batch *= 2
         slots = found.slots[chosen]
-        out[:, slots] = _score(
-            arrays.subset(slots), features, weights, groups, rule, combine, backend
-        )
-        kth = np.array([_kth(row, k) for row in out])  # [G], inf while fewer than k scored
+        out[:, slots] = _score(arrays.subset(slots), query, plan, rule)
+        kth = np.array([_kth(row, plan.k) for row in out])  # [G], inf while fewer than k
         rest = order[done:]
         useful = (bound[:, rest] <= kth[:, None]).any(axis=0)
         if not useful.any():

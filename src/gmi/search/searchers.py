@@ -13,23 +13,62 @@ scores only those slots exactly and, for the local rule, proves the shortlist co
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
 from gmi.search.arrays import PackedArrays
 from gmi.search.shortlist import Searcher, Shortlist
 
-__all__ = ["EXACT", "SEARCHER_NAMES", "ExactSearcher", "Searcher", "Shortlist", "load_searcher"]
+__all__ = [
+    "EXACT",
+    "SEARCHER_NAMES",
+    "ExactSearcher",
+    "Searcher",
+    "Shortlist",
+    "load_searcher",
+    "registry_searcher",
+]
 
 
 class ExactSearcher:
+    """Scores every live model: no index to keep, check or rebuild."""
+
     name = "exact"
+    indexed = False
 
     def shortlist(self, arrays: PackedArrays, features: np.ndarray, n: int) -> Shortlist | None:
         return None
 
+    def sync(self, arrays: PackedArrays) -> int:
+        return 0
+
+    def rebuild(self, arrays: PackedArrays) -> None:
+        return None
+
+    def status(self, arrays: PackedArrays) -> dict[str, Any]:
+        return {}
+
+    def check(self, arrays: PackedArrays) -> list[str]:
+        return []
+
+    def leftovers(self, home: str | Path, generation: str) -> list[Path]:
+        return []
+
 
 EXACT = ExactSearcher()
 SEARCHER_NAMES = ("exact", "ann", "milvus")
+
+
+def registry_searcher(name: str, milvus_uri: str | None, home: str | Path) -> Searcher:
+    """The searcher a registry's settings name (`gmi init --searcher`); Milvus without a URI
+    is Milvus Lite in the registry's own folder, found from the home each time."""
+    if name == "milvus" and not milvus_uri:
+        from gmi.search.milvus import default_uri
+
+        milvus_uri = default_uri(home)
+    return load_searcher(name, milvus_uri)
 
 
 def load_searcher(name: str, milvus_uri: str | None = None) -> Searcher:

@@ -7,7 +7,8 @@ loads them (gmi.search.searchers) import it without importing each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -66,8 +67,28 @@ class Shortlist:
 
 
 class Searcher(Protocol):
+    """Every searcher, by the same methods: callers (identify, `gmi index`, `gmi check`)
+    never ask which one it is. `indexed`: it keeps an index beside the registry (exact does
+    not: its status is empty, nothing to check or rebuild)."""
+
     name: str
+    indexed: bool
 
     def shortlist(self, arrays: PackedArrays, features: np.ndarray, n: int) -> Shortlist | None:
         """The slots owning the `n` nearest points of each image (features already in the
         points' space); None = score every live slot."""
+
+    def sync(self, arrays: PackedArrays) -> int:
+        """Bring the index up to every committed row of `arrays`; returns its row count."""
+
+    def rebuild(self, arrays: PackedArrays) -> object:
+        """Build the index of `arrays` afresh (`gmi index rebuild`, `gmi check --repair`)."""
+
+    def status(self, arrays: PackedArrays) -> dict[str, Any]:
+        """What `gmi index` shows of this searcher's index for `arrays` (syncing it first)."""
+
+    def check(self, arrays: PackedArrays) -> list[str]:
+        """What is wrong with the index (`gmi check`); [] when it is whole or not yet made."""
+
+    def leftovers(self, home: str | Path, generation: str) -> list[Path]:
+        """Its files in a registry home that no committed state uses (`gmi check`)."""
