@@ -42,6 +42,7 @@ from gmi.registry.create import create_registry
 from gmi.registry.packed.index import PackedIndex
 from gmi.registry.snapshot import IndexSnapshots
 from gmi.registry.store import ModelRecord, Registry, default_home, validate_name
+from gmi.registry.stores import open_store
 from gmi.search import ranking
 from gmi.search.searchers import EXACT, Searcher, registry_searcher
 from gmi.settings import REQUESTABLE, HubSettings
@@ -89,10 +90,8 @@ class Hub:
         self.home = Path(home).expanduser() if home is not None else default_home()
         self.store_url: str | None = None
         if isinstance(store, str):  # a postgresql:// URL: catalogue there, files in home
-            from gmi.registry.postgres import open_store
-
             self.store_url = store
-            store = open_store(store, self.home)
+            store = open_store(self.home, store)
         if store is not None:
             self.home = store.home
         self._requested = {key: requested.get(key) for key in REQUESTABLE}
@@ -124,7 +123,7 @@ class Hub:
 
     def registry(self, *, create: bool = False) -> Store:
         if self._registry is None:
-            self._registry = Registry(self.home, create=create)
+            self._registry = open_store(self.home, create=create)
         return self._registry
 
     def settings(self) -> HubSettings:

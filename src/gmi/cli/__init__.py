@@ -85,7 +85,7 @@ TEXT_ARGUMENTS = ("prompt", "description")
 def _check_text_arguments(args: argparse.Namespace) -> None:
     """Text a user typed must be UTF-8 (a non-UTF-8 argument arrives as lone surrogates and
     would fail deep inside, with a traceback) and hold no NUL; paths may be any bytes."""
-    from gmi.registry.store import validate_text
+    from gmi.registry.validation import validate_text
 
     for key in TEXT_ARGUMENTS:
         value = getattr(args, key, None)

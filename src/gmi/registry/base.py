@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from gmi.registry.files import ModelRecord
     from gmi.registry.packed.index import PackedIndex
-    from gmi.registry.store import ModelRecord
     from gmi.settings import HubSettings
     from gmi.spec.specification import Specification
 

@@ -10,10 +10,9 @@ from gmi.encoders import load_encoder
 from gmi.errors import InvalidInputError
 from gmi.interrogators import load_interrogator
 from gmi.registry.base import Store
+from gmi.search.milvus import SERVER_SCHEMES
 from gmi.search.shortlist import Searcher
 from gmi.settings import HubSettings
-
-REMOTE_MILVUS = ("http://", "https://", "tcp://")
 
 
 def create_registry(
@@ -32,7 +31,7 @@ def create_registry(
     # No URI: Milvus Lite in the registry's own folder, found from the home each time (a
     # relative --home, another working directory or a copied hub never points elsewhere).
     # A Milvus Lite file given relative to here is stored absolute, for the same reason.
-    lite = settings.searcher == "milvus" and not str(settings.milvus_uri).startswith(REMOTE_MILVUS)
+    lite = settings.searcher == "milvus" and not str(settings.milvus_uri).startswith(SERVER_SCHEMES)
     if lite and settings.milvus_uri:
         settings = settings.with_values(milvus_uri=str(Path(settings.milvus_uri).resolve()))
     if settings.searcher == "milvus" and not lite:  # reachable? before anything is made

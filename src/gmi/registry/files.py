@@ -13,13 +13,17 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gmi.errors import CorruptSpecError, NotFoundError, StorageError
 from gmi.registry.atomic import atomic_write, dir_mode, fsync_dir
+from gmi.registry.writes import ModelWrite, NewFiles, RowDialect, upsert_row
 from gmi.spec.specification import Specification
 
 THUMB_DIR = "thumbs"
@@ -79,6 +83,30 @@ class SpecFiles:
         except StorageError:
             self._delete_files(spec_file)
             raise
+
+    def write_model(
+        self,
+        write: ModelWrite,
+        transaction: Callable[[], AbstractContextManager[Any]],
+        rows: RowDialect,
+    ) -> None:
+        """The write template (gmi.registry.writes): files first (atomic), then the row in
+        one `transaction` (a context giving something with .execute); a failure before the
+        commit deletes the new files, a replaced model's files go after it."""
+        data = write.spec.to_bytes()
+        new = NewFiles(
+            f"{uuid.uuid4().hex}.safetensors", hashlib.sha256(data).hexdigest(), time.time()
+        )
+        self._write_files(new.spec_file, data, write.thumbnails)
+        try:
+            with transaction() as db:
+                old_file = upsert_row(db.execute, rows, write, new)
+        except BaseException:
+            self._delete_files(new.spec_file)
+            raise
+        if old_file:
+            self._delete_files(old_file)
+            fsync_dir(self.spec_dir)
 
     # -- example thumbnails ----------------------------------------------------------------
     def thumbnail_dir(self, spec_file: str) -> Path:

@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +39,7 @@ from gmi.registry.store import (
     checked_submission,
     models_with_identity,
 )
+from gmi.registry.writes import POSTGRES_ROWS, ModelWrite
 from gmi.spec.specification import Specification
 
 if TYPE_CHECKING:
@@ -183,55 +182,8 @@ class PostgresStore(SpecFiles):
         hashes = checked_submission(name, description, model_hashes)
         if not replace and self.exists(name):
             raise already_exists(name)
-        data = spec.to_bytes()
-        spec_file = f"{uuid.uuid4().hex}.safetensors"
-        now = time.time()
-        self._write_files(spec_file, data, thumbnails)
-        old_file = None
-        try:
-            with self._transaction(write=True) as cur:
-                cur.execute(
-                    "SELECT spec_file, created, description FROM gmi_models WHERE name = %s",
-                    (name,),
-                )
-                row = cur.fetchone()
-                if row is not None and not replace:
-                    raise already_exists(name)
-                old_file = row[0] if row else None
-                created = row[1] if row else now
-                if description is None:
-                    description = row[2] if row else ""
-                cur.execute("DELETE FROM gmi_models WHERE name = %s", (name,))
-                if hashes is not None:
-                    cur.execute("DELETE FROM gmi_model_hashes WHERE name = %s", (name,))
-                    for h in hashes:
-                        cur.execute(
-                            "INSERT INTO gmi_model_hashes (hash, name) VALUES (%s, %s) "
-                            "ON CONFLICT DO NOTHING",
-                            (h, name),
-                        )
-                cur.execute(
-                    f"INSERT INTO gmi_models ({COLUMNS}) VALUES "
-                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        name,
-                        description,
-                        spec_file,
-                        hashlib.sha256(data).hexdigest(),
-                        spec.encoder,
-                        int(spec.pair_features.shape[0]),
-                        spec.n_points,
-                        created,
-                        now,
-                        json.dumps(extra or {}),
-                    ),
-                )
-                cur.execute("INSERT INTO gmi_changes (name) VALUES (%s)", (name,))
-        except BaseException:
-            self._delete_files(spec_file)
-            raise
-        if old_file:
-            self._delete_files(old_file)
+        write = ModelWrite(name, spec, description, replace, extra, thumbnails, hashes)
+        self.write_model(write, lambda: self._transaction(write=True), POSTGRES_ROWS)
         return self.get(name)
 
     def remove(self, name: str) -> ModelRecord:

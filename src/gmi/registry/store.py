@@ -15,13 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,27 +31,53 @@ from gmi.errors import (
     StorageError,
     already_exists,
 )
-from gmi.model_hash import parse_model_id, stored_keys
-from gmi.registry.atomic import atomic_write, delete_if_older, fsync_dir
+from gmi.registry.atomic import atomic_write, delete_if_older
 from gmi.registry.files import SPEC_DIR, THUMB_DIR, ModelRecord, SpecFiles
 from gmi.registry.migrations import MIGRATIONS, statements
 from gmi.registry.packed.index import PackedIndex
 from gmi.registry.packed.layout import PackedSource
 from gmi.registry.packed.reader import open_index, state_token
 from gmi.registry.packed.writer import sync
+from gmi.registry.sqlite import SqliteDatabase
+from gmi.registry.validation import (
+    MAX_DESCRIPTION,
+    MAX_LOOKUP_KEYS,
+    MAX_NAME,
+    NAME_PATTERN,
+    NAME_REGEX,
+    checked_submission,
+    models_with_identity,
+    normalise_model_hash,
+    validate_description,
+    validate_name,
+    validate_text,
+)
+from gmi.registry.writes import SQLITE_ROWS, ModelWrite
 from gmi.spec.specification import Specification
 
-__all__ = ["SPEC_DIR", "THUMB_DIR", "ModelRecord", "Registry", "SpecFiles"]
+__all__ = [  # the validation names stay importable from here (gmi.registry.validation)
+    "MAX_DESCRIPTION",
+    "MAX_LOOKUP_KEYS",
+    "MAX_NAME",
+    "NAME_PATTERN",
+    "NAME_REGEX",
+    "SPEC_DIR",
+    "THUMB_DIR",
+    "ModelRecord",
+    "Registry",
+    "SpecFiles",
+    "checked_submission",
+    "models_with_identity",
+    "normalise_model_hash",
+    "validate_description",
+    "validate_name",
+    "validate_text",
+]
 
 if TYPE_CHECKING:
     from gmi.settings import HubSettings
 
 DB_NAME = "registry.db"
-# A model name; matched whole (fullmatch: "$" would also match before a trailing newline)
-NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?"
-NAME_PATTERN = re.compile(NAME_REGEX)
-MAX_NAME = 128
-MAX_DESCRIPTION = 4000
 
 
 def default_home() -> Path:
@@ -61,19 +86,6 @@ def default_home() -> Path:
         return Path(os.environ["GMI_HOME"]).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "gmi"
-
-
-def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not name:
-        raise InvalidInputError("model name must not be empty")
-    if len(name) > MAX_NAME:
-        raise InvalidInputError(f"model name longer than {MAX_NAME} characters")
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidInputError(
-            f"invalid model name {name!r}: use letters, digits, '.', '_', '-' "
-            "(optionally 'owner/name'), starting with a letter or digit"
-        )
-    return name
 
 
 class Registry(SpecFiles):
@@ -99,69 +111,12 @@ class Registry(SpecFiles):
         with self._connect() as db:
             self._migrate(db)
 
-    # -- database plumbing -------------------------------------------------------------
-    def _open(self, immutable: bool) -> sqlite3.Connection:
-        try:
-            if immutable:
-                # no locks and no -shm file (which a read-only or full disk cannot hold); only
-                # for reading where nothing can write anyway
-                return sqlite3.connect(
-                    f"file:{self.db_path}?mode=ro&immutable=1", uri=True, isolation_level=None
-                )
-            return sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise CorruptRegistryError(f"{self.db_path}: cannot be opened ({exc})") from exc
+    # -- database plumbing (gmi.registry.sqlite) --------------------------------------------
+    def _connect(self, write: bool = False) -> AbstractContextManager[sqlite3.Connection]:
+        return SqliteDatabase(self.db_path, self.home, self.read_only).connect(write)
 
-    @contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A connection; reads fall back to a read-only one when the disk cannot hold SQLite's
-        shared-memory file (full), so that reading never needs free space."""
-        db = self._open(immutable=self.read_only)
-        try:
-            try:
-                db.execute("PRAGMA busy_timeout = 60000")
-                if not self.read_only:
-                    _set_wal(db)
-                    db.execute("PRAGMA synchronous = FULL")
-            except sqlite3.OperationalError as exc:
-                if not _is_storage_failure(exc):
-                    raise CorruptRegistryError(
-                        f"{self.db_path}: not a gmi registry database ({exc})"
-                    ) from exc
-                if write or self.read_only:
-                    raise StorageError(
-                        f"{self.home}: cannot write the registry ({exc}); nothing was changed"
-                    ) from exc
-                db.close()
-                db = self._open(immutable=True)
-            except sqlite3.DatabaseError as exc:
-                raise CorruptRegistryError(
-                    f"{self.db_path}: not a gmi registry database ({exc})"
-                ) from exc
-            db.row_factory = sqlite3.Row
-            yield db
-        except sqlite3.OperationalError as exc:
-            if _is_storage_failure(exc):
-                raise StorageError(
-                    f"{self.home}: cannot write the registry ({exc}); nothing was changed"
-                ) from exc
-            raise
-        finally:
-            db.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """An IMMEDIATE transaction: writers queue on the lock instead of failing mid-way."""
-        if self.read_only:
-            raise StorageError(f"{self.home}: the registry is read-only here; nothing was changed")
-        with self._connect(write=True) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return SqliteDatabase(self.db_path, self.home, self.read_only).write()
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         try:
@@ -225,57 +180,12 @@ class Registry(SpecFiles):
         """Store a spec (and its example thumbnails): files first (atomic), row last (one
         transaction). On replace, description=None / model_hashes=None keep the old ones."""
         hashes = checked_submission(name, description, model_hashes)
-        data = spec.to_bytes()
-        spec_file = f"{uuid.uuid4().hex}.safetensors"
-        now = time.time()
         if not replace and self.exists(name):  # early, friendly check; re-checked under lock
             raise already_exists(name)
         if self.read_only:
             raise StorageError(f"{self.home}: the registry is read-only here; nothing was changed")
-        self._write_files(spec_file, data, thumbnails)
-        old_file = None
-        try:
-            with self._write() as db:
-                row = db.execute(
-                    "SELECT spec_file, created, description FROM models WHERE name = ?", (name,)
-                ).fetchone()
-                if row is not None and not replace:
-                    raise already_exists(name)
-                created = row["created"] if row is not None else now
-                old_file = row["spec_file"] if row is not None else None
-                if description is None:
-                    description = row["description"] if row is not None else ""
-                db.execute("DELETE FROM models WHERE name = ?", (name,))
-                if hashes is not None:
-                    db.execute("DELETE FROM model_hashes WHERE name = ?", (name,))
-                    db.executemany(
-                        "INSERT OR IGNORE INTO model_hashes (hash, name) VALUES (?, ?)",
-                        [(h, name) for h in hashes],
-                    )
-                db.execute(
-                    "INSERT INTO models (name, description, spec_file, spec_sha256, encoder, "
-                    "n_images, n_points, created, updated, extra) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        name,
-                        description,
-                        spec_file,
-                        hashlib.sha256(data).hexdigest(),
-                        spec.encoder,
-                        int(spec.pair_features.shape[0]),
-                        spec.n_points,
-                        created,
-                        now,
-                        json.dumps(extra or {}),
-                    ),
-                )
-        except BaseException:
-            (self.spec_dir / spec_file).unlink(missing_ok=True)
-            shutil.rmtree(self.thumbnail_dir(spec_file), ignore_errors=True)
-            raise
-        if old_file:
-            (self.spec_dir / old_file).unlink(missing_ok=True)
-            shutil.rmtree(self.thumbnail_dir(old_file), ignore_errors=True)
-            fsync_dir(self.spec_dir)
+        write = ModelWrite(name, spec, description, replace, extra, thumbnails, hashes)
+        self.write_model(write, self._write, SQLITE_ROWS)
         return self.get(name)
 
     def remove(self, name: str) -> ModelRecord:
@@ -457,80 +367,6 @@ class Registry(SpecFiles):
         if thumbs.is_dir():
             stray += [p for p in thumbs.iterdir() if p.name not in stems]
         return sorted(stray)
-
-
-def models_with_identity(store: Registry, value: str) -> list[str]:
-    """Registered models carrying one checkpoint identity (any kind gmi.model_hash accepts; a
-    full sha256 also matches its AutoV2 form), for every store."""
-    keys = parse_model_id(value).registry_keys()
-    return sorted({n for names in store.models_with_keys(keys).values() for n in names})
-
-
-MAX_LOOKUP_KEYS = 500  # an image names a few dozen checkpoints and LoRAs at most
-
-
-def normalise_model_hash(value: str) -> str:
-    """A checkpoint identity as stored (gmi.model_hash), or InvalidInputError saying what is
-    accepted: AutoV1/V2/V3, sha256, blake3, a Civitai AIR or a file name."""
-    return parse_model_id(value).registry_keys()[0]
-
-
-def _set_wal(db: sqlite3.Connection, timeout_s: float = 60.0) -> None:
-    """Switch to WAL. Two processes creating a registry at once race for the lock this takes,
-    and SQLite does not wait on its busy handler here: retry until the other is done."""
-    if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
-        return  # already: asking again would queue behind any writer's lock
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def _is_storage_failure(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return any(
-        word in text
-        for word in ("disk is full", "readonly", "read-only", "disk i/o", "unable to open")
-    )
-
-
-def validate_text(value: str, what: str) -> str:
-    """User text that every store and tool can hold: UTF-8 (a non-UTF-8 command-line
-    argument arrives as lone surrogates) and no NUL (PostgreSQL refuses it in TEXT)."""
-    if "\x00" in value:
-        raise InvalidInputError(f"{what} must not contain a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInputError(f"{what} is not valid UTF-8 text") from None
-    return value
-
-
-def validate_description(description: str | None) -> str | None:
-    if description is None:
-        return None
-    if len(description) > MAX_DESCRIPTION:
-        raise InvalidInputError(f"description longer than {MAX_DESCRIPTION} characters")
-    return validate_text(description, "the description")
-
-
-def checked_submission(
-    name: str, description: str | None, model_hashes: list[str] | None
-) -> list[str] | None:
-    """What every store checks before a write: the name, the description's length, and the
-    checkpoint hashes in the forms they are stored (None: keep the model's current ones)."""
-    validate_name(name)
-    validate_description(description)
-    if model_hashes is None:
-        return None
-    return stored_keys(list(model_hashes))
 
 
 def _record(row: sqlite3.Row) -> ModelRecord:

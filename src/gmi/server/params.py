@@ -9,7 +9,7 @@ from fastapi import UploadFile
 from starlette.convertors import Convertor, register_url_convertor
 
 from gmi.errors import PayloadTooLargeError
-from gmi.registry.store import MAX_NAME, NAME_REGEX
+from gmi.registry.validation import MAX_NAME, NAME_REGEX
 
 NAME_SCHEMA_PATTERN = f"^{NAME_REGEX}$"
 

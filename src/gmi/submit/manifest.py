@@ -33,7 +33,7 @@ from typing import Any
 from gmi.errors import InvalidInputError
 from gmi.generators import GENERATORS
 from gmi.model_hash import parse_model_id
-from gmi.registry.store import validate_description, validate_name
+from gmi.registry.validation import validate_description, validate_name
 from gmi.submit.digests import DigestCache, folder_stamp
 
 DIGEST_VERSION = 1

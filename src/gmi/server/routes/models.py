@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from gmi.errors import GmiError, InvalidInputError, NotFoundError, PayloadTooLargeError
 from gmi.model_hash import parse_model_id
-from gmi.registry.store import MAX_DESCRIPTION, MAX_NAME, ModelRecord, validate_description
+from gmi.registry.files import ModelRecord
+from gmi.registry.validation import MAX_DESCRIPTION, MAX_NAME, validate_description
 from gmi.server import schemas
 from gmi.server.openapi import error_responses
 from gmi.server.params import NAME_SCHEMA_PATTERN, ModelName, read_limited
