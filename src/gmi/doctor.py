@@ -30,7 +30,8 @@ def _weights(source: str, package: str, extra: str) -> tuple[bool, str]:
     return False, how_to_get(source)
 
 
-def run_checks() -> list[Check]:
+def _model_checks() -> list[Check]:
+    """Encoders and interrogators: packages importable, weights on disk."""
     from gmi.encoders.clip import DEFAULT_CLIP
     from gmi.interrogators.blip import DEFAULT_BLIP
 
@@ -84,6 +85,12 @@ def run_checks() -> list[Check]:
             else f"needs both {DEFAULT_BLIP} and {DEFAULT_CLIP} (see above)",
         )
     )
+    return checks
+
+
+def _runtime_checks() -> list[Check]:
+    """Generators and the GPU."""
+    checks = []
     checks.append(Check("generator", "zoo:<name>", True, "built in"))
     diffusers = _package("diffusers")
     checks.append(
@@ -109,6 +116,12 @@ def run_checks() -> list[Check]:
             else "no CUDA device: generation runs on the CPU (slow for real models)",
         )
     )
+    return checks
+
+
+def run_checks() -> list[Check]:
+    """Every check, then whether each preset's encoder and interrogator are ready."""
+    checks = _model_checks() + _runtime_checks()
     for name, settings in PRESETS.items():
         needed = [c for c in checks if c.name in (settings["encoder"], settings["interrogator"])]
         ready = all(c.ok for c in needed)

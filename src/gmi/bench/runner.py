@@ -13,6 +13,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,51 +120,70 @@ def _known(name: str) -> bool:
     return True
 
 
-def run_bench(
-    zoo: str = "builtin",
-    methods: list[str] | None = None,
-    images_per_query: list[int] | None = None,
-    out_dir: str | Path = "bench-out",
-    quick: bool = False,
-    encoder: str = DEFAULT_ENCODER,
-    augment: str = DEFAULT_AUGMENT,
-    queries_per_model: int | None = None,
-    progress: bool = True,
-    space: str = DEFAULT_SPACE,
-    split: str = "test",
-) -> dict[str, Any]:
-    started = time.perf_counter()
-    methods = methods or list(METHODS)
-    unknown = [m for m in methods if not _known(m)]
-    if unknown:
-        raise InvalidInputError(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
-    sizes = images_per_query or [1, 4]
-    if split not in ("test", "val") or (split == "val" and zoo not in CATALOGUES):
-        raise InvalidInputError("--split val needs a built-in zoo catalogue")
-    if space not in SPACES:
-        raise InvalidInputError(f"unknown space {space!r}; valid: {', '.join(SPACES)}")
-    if any(s < 1 for s in sizes):
-        raise InvalidInputError("--images-per-query must be at least 1")
-    if zoo in CATALOGUES:
-        qpm = queries_per_model or (8 if quick else 16)
-        quick_models = list(QUICK_MODELS[zoo]) if quick else None
-        data = builtin_data(quick_models, qpm, progress, catalogue=zoo, split=split)
-    else:
-        data = directory_data(zoo, progress)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class BenchRequest:
+    """One `gmi bench` run: which zoo (a built-in catalogue or an exported directory), which
+    methods at which requirement sizes, the encoder and spec views, the split."""
 
+    zoo: str = "builtin"
+    methods: list[str] | None = None
+    images_per_query: list[int] | None = None
+    out_dir: str | Path = "bench-out"
+    quick: bool = False
+    encoder: str = DEFAULT_ENCODER
+    augment: str = DEFAULT_AUGMENT
+    queries_per_model: int | None = None
+    progress: bool = True
+    space: str = DEFAULT_SPACE
+    split: str = "test"
+
+    @property
+    def sizes(self) -> list[int]:
+        return self.images_per_query or [1, 4]
+
+    def check(self) -> None:
+        """Refuse a run that cannot be made, before any work."""
+        unknown = [m for m in self.methods or [] if not _known(m)]
+        if unknown:
+            raise InvalidInputError(f"unknown methods {unknown}; valid: {', '.join(METHODS)}")
+        if self.split not in ("test", "val") or (
+            self.split == "val" and self.zoo not in CATALOGUES
+        ):
+            raise InvalidInputError("--split val needs a built-in zoo catalogue")
+        if self.space not in SPACES:
+            raise InvalidInputError(f"unknown space {self.space!r}; valid: {', '.join(SPACES)}")
+        if any(s < 1 for s in self.sizes):
+            raise InvalidInputError("--images-per-query must be at least 1")
+
+    def data(self) -> BenchData:
+        if self.zoo not in CATALOGUES:
+            return directory_data(self.zoo, self.progress)
+        qpm = self.queries_per_model or (8 if self.quick else 16)
+        quick_models = list(QUICK_MODELS[self.zoo]) if self.quick else None
+        return builtin_data(quick_models, qpm, self.progress, catalogue=self.zoo, split=self.split)
+
+
+def run_bench(request: BenchRequest | None = None, **fields: Any) -> dict[str, Any]:
+    """Run the evaluation protocol (`request`, or its fields as keywords) and write the
+    results, CSV and plots to its out_dir; returns the results."""
+    request = replace(request, **fields) if request is not None else BenchRequest(**fields)
+    started = time.perf_counter()
+    methods = request.methods or list(METHODS)
+    request.check()
+    data = request.data()
+    out = Path(request.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "gmi_version": __version__,
         "zoo": data.source,
-        "encoder": encoder,
-        "augment": augment,
-        "space": space,
-        "split": split,
+        "encoder": request.encoder,
+        "augment": request.augment,
+        "space": request.space,
+        "split": request.split,
         "interrogator_default": DEFAULT_INTERROGATOR,
         "default_method": DEFAULT_METHOD,
         "paper_method": PAPER_METHOD,
-        "quick": quick,
+        "quick": request.quick,
         "models": data.names,
         "families": data.families,
         "n_queries": len(data.query_images),
@@ -172,47 +192,56 @@ def run_bench(
     }
     base = BenchContext(
         data,
-        encoder,
+        request.encoder,
         make_groups(data.query_models, 1),
-        augment=augment,
-        progress=progress,
-        space=space,
+        augment=request.augment,
+        progress=request.progress,
+        space=request.space,
     )
-    for size in sizes:
-        groups = make_groups(data.query_models, size)
-        if not groups:
-            raise InvalidInputError(f"too few queries per model for {size} images per query")
-        ctx = base.with_groups(groups)  # shares the encoded features and built indexes
-        setting: dict[str, Any] = {
-            "images_per_query": size,
-            "requirements": len(groups),
-            "methods": evaluate(ctx, methods, data, progress),
-        }
-        truth = np.array([data.query_models[g[0]] for g in groups])
-        setting["paired_top1"] = paired_comparisons(setting["methods"], truth)
-        results["settings"][str(size)] = setting
-    if zoo in CATALOGUES:
+    for size in request.sizes:
+        results["settings"][str(size)] = _setting(base, data, methods, size, request.progress)
+    if request.zoo in CATALOGUES:
         results["interrogation"] = interrogation_quality(base, data)
+    results["gamma_sweep"] = _gamma_sweep(base, data, methods, request)
+    results["runtime_s"] = round(time.perf_counter() - started, 1)
+    write_outputs(results, data, out)
+    return results
 
-    factors = QUICK_GAMMA_FACTORS if quick else GAMMA_FACTORS
+
+def _setting(
+    base: BenchContext, data: BenchData, methods: list[str], size: int, progress: bool
+) -> dict[str, Any]:
+    """Every method at one requirement size (`size` images per query)."""
+    groups = make_groups(data.query_models, size)
+    if not groups:
+        raise InvalidInputError(f"too few queries per model for {size} images per query")
+    ctx = base.with_groups(groups)  # shares the encoded features and built indexes
+    setting: dict[str, Any] = {
+        "images_per_query": size,
+        "requirements": len(groups),
+        "methods": evaluate(ctx, methods, data, progress),
+    }
+    truth = np.array([data.query_models[g[0]] for g in groups])
+    setting["paired_top1"] = paired_comparisons(setting["methods"], truth)
+    return setting
+
+
+def _gamma_sweep(
+    base: BenchContext, data: BenchData, methods: list[str], request: BenchRequest
+) -> dict[str, Any]:
+    """Top-1/top-4 of the kernel methods over gamma factors (one image per query)."""
+    factors = QUICK_GAMMA_FACTORS if request.quick else GAMMA_FACTORS
     sweep_methods = [m for m in ("rkme", PAPER_METHOD, DEFAULT_METHOD) if m in methods]
     truth1 = np.array(data.query_models)
     sweep: dict[str, dict[str, list[float]]] = {}
-    for name in tqdm(sweep_methods, desc="gamma sweep", disable=not progress, leave=False):
+    for name in tqdm(sweep_methods, desc="gamma sweep", disable=not request.progress, leave=False):
         series: dict[str, list[float]] = {"top1": [], "top4": []}
         for f in factors:
             summary = metrics.summarise(metrics.true_ranks(METHODS[name](base, f), truth1))
             series["top1"].append(summary["top1"])
             series["top4"].append(summary["top4"])
         sweep[name] = series
-    results["gamma_sweep"] = {
-        "factors": list(factors),
-        "base_gamma": base.base_gamma(),
-        "methods": sweep,
-    }
-    results["runtime_s"] = round(time.perf_counter() - started, 1)
-    write_outputs(results, data, out)
-    return results
+    return {"factors": list(factors), "base_gamma": base.base_gamma(), "methods": sweep}
 
 
 def markdown_table(results: dict[str, Any]) -> str:

@@ -74,6 +74,11 @@ def cmd_submit_many(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """`submit` and `submit-many`."""
+    _register_submit(sub)
+    _register_submit_many(sub)
+
+
+def _register_submit(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="add a model from its generated images")
     p.add_argument("name")
     source = p.add_mutually_exclusive_group(required=True)
@@ -118,6 +123,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the stored record as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_submit)
+
+
+def _register_submit_many(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "submit-many",
         help="add every model of a manifest (JSON lines or CSV), in parallel, resumably",

@@ -18,7 +18,7 @@ def leftovers(registry) -> tuple[str, list[Path]]:
     """(the committed generation, the files no committed state uses): other generations'
     arrays (a write killed between its commit and its clean-up leaves the whole previous
     generation) and other states' learned files. Listed by `gmi check`."""
-    with registry._connect() as db:
+    with registry.packed_source().connect() as db:
         state = read_state(db)
     found = []
     with contextlib.suppress(OSError):
@@ -35,7 +35,7 @@ def leftovers(registry) -> tuple[str, list[Path]]:
 def delete_leftover(registry, path: Path, grace_s: float) -> bool:
     """Delete one leftover older than grace_s, re-checked under the write lock (a write
     making a new generation holds it until that generation is committed)."""
-    with registry._write() as db:
+    with registry.packed_source().write() as db:
         state = read_state(db)
         if path.name in (state.generation, f"{state.token}.safetensors"):
             return False

@@ -309,7 +309,7 @@ class PostgresStore(SpecFiles):
             rows = cur.fetchall()
             cur.execute("SELECT key, value FROM gmi_settings")
             settings = cur.fetchall()
-        with mirror._write() as db:
+        with mirror.write_transaction() as db:
             found = dict(
                 db.execute(
                     "SELECT key, value FROM settings WHERE key IN (?, ?)", (SEEN_KEY, STAMP_KEY)

@@ -118,6 +118,11 @@ class Registry(SpecFiles):
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         return SqliteDatabase(self.db_path, self.home, self.read_only).write()
 
+    def write_transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """The registry's one write lock, as an IMMEDIATE transaction: for a store that keeps
+        this registry as its mirror (gmi.registry.postgres)."""
+        return self._write()
+
     def _migrate(self, db: sqlite3.Connection) -> None:
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]

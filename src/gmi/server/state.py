@@ -60,3 +60,22 @@ def service_state(request: Request) -> ServiceState:
 
 
 Service = Annotated[ServiceState, Depends(service_state)]
+
+
+@dataclass(frozen=True)
+class Call:
+    """The service and the request together (one handler parameter): for handlers that
+    check the admin token themselves, after the form is read."""
+
+    service: ServiceState
+    request: Request
+
+    def require_admin(self) -> None:
+        self.service.require_admin(self.request)
+
+
+def service_call(request: Request) -> Call:
+    return Call(request.app.state.gmi, request)
+
+
+ServiceCall = Annotated[Call, Depends(service_call)]

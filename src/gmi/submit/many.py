@@ -95,7 +95,6 @@ def submit_many(
 
     cache = DigestCache.for_home(hub.home)  # a re-run stats unchanged folders, reads none
     todo = _plan(hub, entries, cache, replace, result, bar, fail)
-    writer = hub.writer  # the submit write path (gmi.submit.write), as one-by-one submits
 
     def outcomes(batch: list[tuple[ManifestEntry, str, bool]]) -> Iterator[Any]:
         # an absolute home: Ray workers do not run in the driver's working directory
@@ -125,7 +124,7 @@ def submit_many(
             if error is not None:
                 raise error
             assert prepared is not None
-            writer.store_prepared(entry, prepared, digest, replace=again)
+            hub.writer.store_prepared(entry, prepared, digest, replace=again)  # as one-by-one
         except ConflictError as exc:
             if not stored_meanwhile(entry.name, prepared.inputs or digest if prepared else digest):
                 fail(entry, exc)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gmi.zoo.models import ModelSpec, _family
+from gmi.zoo.models import ModelSpec, family
 from gmi.zoo.render import Look
 from gmi.zoo.styles import Finish
 
@@ -25,7 +25,7 @@ BUILT = ("city", "snowfield")
 
 def heldout_models() -> list[ModelSpec]:
     models: list[ModelSpec] = []
-    models += _family(
+    models += family(
         "comic",
         Look(line_width=3, fill="flat", saturation=1.3),
         Finish(posterize=5, edges=0.3),
@@ -37,7 +37,7 @@ def heldout_models() -> list[ModelSpec]:
         },
         "comic book panel",
     )
-    models += _family(
+    models += family(
         "riso",
         Look(line_width=0, fill="flat", saturation=0.9),
         Finish(posterize=4, grain=10, tint=(1.05, 0.95, 1.0)),
@@ -49,7 +49,7 @@ def heldout_models() -> list[ModelSpec]:
         },
         "risograph print",
     )
-    models += _family(
+    models += family(
         "blueprint",
         Look(
             line_width=2,
@@ -67,7 +67,7 @@ def heldout_models() -> list[ModelSpec]:
         },
         "blueprint drawing",
     )
-    models += _family(
+    models += family(
         "crt",
         Look(line_width=2, fill="gradient"),
         Finish(scanlines=0.3, blur=0.8, vignette=0.4),
@@ -79,7 +79,7 @@ def heldout_models() -> list[ModelSpec]:
         },
         "picture on a CRT screen",
     )
-    models += _family(
+    models += family(
         "chalk",
         Look(line_width=1, fill="hatch", saturation=0.6),
         Finish(paper=0.7, brightness=25, contrast=0.85),
@@ -91,7 +91,7 @@ def heldout_models() -> list[ModelSpec]:
         },
         "chalk pastel",
     )
-    models += _family(
+    models += family(
         "mosaic",
         Look(line_width=1, fill="flat", sky_bands=3),
         Finish(pixelate=3, contrast=1.15),

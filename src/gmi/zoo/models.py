@@ -37,7 +37,7 @@ class ModelSpec:
     popularity: int = 0  # downloads, for the `popularity` baseline
 
 
-def _family(
+def family(
     name: str, look: Look, finish: Finish, members: dict[str, tuple[dict, dict]], description: str
 ) -> list[ModelSpec]:
     out = []
@@ -56,7 +56,7 @@ def _family(
 
 def builtin_models() -> list[ModelSpec]:
     models: list[ModelSpec] = []
-    models += _family(
+    models += family(
         "flat",
         Look(line_width=2, fill="flat"),
         Finish(),
@@ -68,7 +68,7 @@ def builtin_models() -> list[ModelSpec]:
         },
         "flat vector illustration",
     )
-    models += _family(
+    models += family(
         "ink",
         Look(line_width=2, fill="hatch", saturation=0.35),
         Finish(edges=0.6, paper=0.4),
@@ -80,7 +80,7 @@ def builtin_models() -> list[ModelSpec]:
         },
         "ink drawing with hatching",
     )
-    models += _family(
+    models += family(
         "pixel",
         Look(line_width=0, fill="flat", sky_bands=5),
         Finish(pixelate=8, posterize=6),
@@ -92,7 +92,7 @@ def builtin_models() -> list[ModelSpec]:
         },
         "pixel art",
     )
-    models += _family(
+    models += family(
         "photo",
         Look(line_width=0, fill="gradient", details=1.6),
         Finish(blur=1.2, grain=6, vignette=0.35),
@@ -104,7 +104,7 @@ def builtin_models() -> list[ModelSpec]:
         },
         "photographic render",
     )
-    models += _family(
+    models += family(
         "neon",
         Look(line_width=3, fill="outline", background=(12, 10, 28), details=0.0),
         Finish(blur=0.6, edges=0.5, invert_edges=True, contrast=1.3),
@@ -116,7 +116,7 @@ def builtin_models() -> list[ModelSpec]:
         },
         "neon glow on a dark ground",
     )
-    models += _family(
+    models += family(
         "watercolour",
         Look(line_width=0, fill="flat", saturation=0.8),
         Finish(blur=3.0, paper=1.0, brightness=20),

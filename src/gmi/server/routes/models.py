@@ -19,7 +19,7 @@ from gmi.registry.validation import MAX_DESCRIPTION, MAX_NAME, validate_descript
 from gmi.server import schemas
 from gmi.server.openapi import error_responses
 from gmi.server.params import NAME_SCHEMA_PATTERN, ModelName, read_limited
-from gmi.server.state import Service, ServiceState
+from gmi.server.state import Service, ServiceCall, ServiceState
 from gmi.server.uploads import (
     MAX_ARCHIVE_BYTES,
     MAX_FORM_FILES,
@@ -121,8 +121,7 @@ def get_model(service: Service, name: ModelName) -> dict[str, Any]:
     openapi_extra={"security": [{"bearer": []}]},
 )
 async def add_model(
-    service: Service,
-    request: Request,
+    call: ServiceCall,
     # required (the schema says so, see gmi.server.openapi), but checked by the handler so
     # that a missing or empty name is a 400 with a message, like any other bad name
     name: Annotated[str, Form(min_length=1, max_length=MAX_NAME, pattern=NAME_SCHEMA_PATTERN)] = "",
@@ -154,7 +153,8 @@ async def add_model(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    service.require_admin(request)
+    call.require_admin()
+    service = call.service
     validate_description(description)  # (a NUL, which PostgreSQL refuses) before the upload
     for value in model_hash or []:
         parse_model_id(value)  # a bad identity is a 400 before the upload is unpacked
