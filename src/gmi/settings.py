@@ -14,8 +14,9 @@ from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import ConflictError, InvalidInputError
 from gmi.interrogators import DEFAULT_INTERROGATOR
+from gmi.search.rules import SCORINGS
 from gmi.search.searchers import SEARCHER_NAMES
-from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU, SCORINGS
+from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU
 from gmi.spec.space import DEFAULT_SPACE, SPACES
 
 COMBINES = ("mean", "joint")

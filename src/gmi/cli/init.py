@@ -6,9 +6,9 @@ import argparse
 
 from gmi.augment import AUGMENTS
 from gmi.cli.common import open_hub
+from gmi.search.rules import SCORINGS
 from gmi.search.searchers import SEARCHER_NAMES
 from gmi.settings import COMBINES
-from gmi.spec.scoring import SCORINGS
 from gmi.spec.space import SPACES
 
 

@@ -42,9 +42,12 @@ SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 logger = logging.getLogger("gmi")
 
 
+LITE_FILE = "milvus.db"  # the registry's own Milvus Lite, in its home
+
+
 def default_uri(home: str | Path) -> str:
     """Milvus Lite beside the registry: what `--searcher milvus` without a URI uses."""
-    return str(Path(home) / "milvus.db")
+    return str(Path(home) / LITE_FILE)
 
 
 def collection_prefix(home: str) -> str:
@@ -183,7 +186,7 @@ class MilvusSearcher:
         if arrays.origin is None or self.uri.startswith(SERVER_SCHEMES):
             return None
         path = Path(self.uri).expanduser().resolve()
-        return path if path == Path(arrays.origin[0]).resolve() / "milvus.db" else None
+        return path if path == Path(default_uri(Path(arrays.origin[0]).resolve())) else None
 
     def _recoverable(self, arrays: PackedArrays) -> bool:
         """A damaged own Milvus Lite is rebuilt; one that could not be opened (another

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -157,10 +158,31 @@ def _padded_with_gram(arrays: PackedArrays, part: np.ndarray) -> tuple[SpecStack
     return found
 
 
-SCORING_RULES: dict[str, LocalRule | RkmeRule] = {"local": LocalRule(), "rkme": RkmeRule()}
+class ScoringRule(Protocol):
+    """What the ranking core needs of a rule: its name, whether the vectorised local kernel
+    scores it (`has_fast`, with `sharpness`), and the float64 reference over given slots."""
+
+    name: str
+    has_fast: bool
+
+    def reference(
+        self,
+        arrays: PackedArrays,
+        slots: np.ndarray,
+        features: np.ndarray,
+        weights: PointWeights,
+        groups: Sequence[Sequence[int]],
+        combine: str,
+    ) -> np.ndarray: ...
 
 
-def scoring_rule(name: str) -> LocalRule | RkmeRule:
+# THE name table of scoring rules: settings validation, `gmi init --scoring` and the ranking
+# core read it; a new rule is one class here and one entry
+SCORING_RULES: dict[str, ScoringRule] = {rule.name: rule for rule in (LocalRule(), RkmeRule())}
+SCORINGS = tuple(SCORING_RULES)
+
+
+def scoring_rule(name: str) -> ScoringRule:
     if name not in SCORING_RULES:
         raise ValueError(f"unknown scoring {name!r}; valid: {', '.join(SCORING_RULES)}")
     return SCORING_RULES[name]

@@ -13,6 +13,7 @@ scores only those slots exactly and, for the local rule, proves the shortlist co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,30 @@ class ExactSearcher:
 
 
 EXACT = ExactSearcher()
-SEARCHER_NAMES = ("exact", "ann", "milvus")
+
+
+def _ann(milvus_uri: str | None) -> Searcher:
+    from gmi.search.ann import ANN
+
+    return ANN
+
+
+def _milvus(milvus_uri: str | None) -> Searcher:
+    from gmi.search.milvus import milvus_searcher
+
+    if not milvus_uri:
+        raise ValueError("the milvus searcher needs a URI (gmi init --milvus-uri)")
+    return milvus_searcher(milvus_uri)
+
+
+# THE name table of searchers (settings validation and `gmi init --searcher` read it); FAISS
+# and pymilvus are imported only when their searcher is asked for
+SEARCHERS: dict[str, Callable[[str | None], Searcher]] = {
+    "exact": lambda milvus_uri: EXACT,
+    "ann": _ann,
+    "milvus": _milvus,
+}
+SEARCHER_NAMES = tuple(SEARCHERS)
 
 
 def registry_searcher(name: str, milvus_uri: str | None, home: str | Path) -> Searcher:
@@ -72,17 +96,7 @@ def registry_searcher(name: str, milvus_uri: str | None, home: str | Path) -> Se
 
 
 def load_searcher(name: str, milvus_uri: str | None = None) -> Searcher:
-    """A searcher by name (FAISS and pymilvus are imported only when asked for)."""
-    if name == "exact":
-        return EXACT
-    if name == "ann":
-        from gmi.search.ann import ANN
-
-        return ANN
-    if name == "milvus":
-        from gmi.search.milvus import milvus_searcher
-
-        if not milvus_uri:
-            raise ValueError("the milvus searcher needs a URI (gmi init --milvus-uri)")
-        return milvus_searcher(milvus_uri)
-    raise ValueError(f"unknown searcher {name!r}; valid: {', '.join(SEARCHER_NAMES)}")
+    """A searcher by name."""
+    if name not in SEARCHERS:
+        raise ValueError(f"unknown searcher {name!r}; valid: {', '.join(SEARCHER_NAMES)}")
+    return SEARCHERS[name](milvus_uri)

@@ -154,7 +154,6 @@ def score_queries(
     return self_term[:, None] - 2.0 * cross_term + quad_term
 
 
-SCORINGS = ("local", "rkme")
 DEFAULT_SCORING = "local"  # measured best (docs/benchmark.md); "rkme" is the paper's method
 LOCAL_SHARPNESS = 10.0  # the local kernel is this many times narrower than the spec's gamma
 
@@ -219,8 +218,9 @@ def score_requirements(
     mean measured better with 4 images per requirement (docs/benchmark.md): averaging
     different prompts blurs the weights, while each image knows its own content.
     """
-    if scoring not in SCORINGS:
-        raise ValueError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
+    if scoring not in ("local", "rkme"):  # the two formulas here (the registered rules with
+        # their names: gmi.search.rules.SCORING_RULES)
+        raise ValueError(f"unknown scoring {scoring!r}; valid: local, rkme")
     if combine == "joint" and scoring == "rkme":
         prompts = None if image_prompts is None else group_prompts(image_prompts, groups)
         return score_queries(stack, query_features, groups, prompts, tau, weights=weights)
