@@ -136,7 +136,8 @@ def _live(registry: Registry):
 
 
 def _assert_matches_specs(registry: Registry) -> packed.PackedIndex:
-    index = packed.open_index(registry.packed_source(), SETTINGS)  # syncs first if the registry moved on
+    # syncs first if the registry moved on
+    index = packed.open_index(registry.packed_source(), SETTINGS)
     assert packed.check_packed(registry.packed_source(), SETTINGS) == []
     names, specs = _live(registry)
     assert sorted(index.names) == names
@@ -203,7 +204,8 @@ def test_rows_of_an_uncommitted_write_are_overwritten(tmp_path):
     points = tmp_path / "hub" / packed.PACKED_DIR / generation / "points.f4"
     with open(points, "ab") as f:  # what a writer killed before its commit leaves behind
         f.write(np.full((50, D), np.nan, np.float32).tobytes())
-    assert packed.state_token(registry.packed_source()) == state  # nothing committed: nothing changed
+    # nothing committed: nothing changed
+    assert packed.state_token(registry.packed_source()) == state
     registry.add("m5", specs[5])
     packed.sync(registry.packed_source(), SETTINGS)
     index = _assert_matches_specs(registry)

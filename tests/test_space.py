@@ -155,7 +155,8 @@ def test_check_finds_damaged_projected_rows(tmp_path):
     data = bytearray(path.read_bytes())
     data[4:8] = np.float32(99.0).tobytes()
     path.write_bytes(bytes(data))
-    assert any("differ from its spec file" in p for p in packed.check_packed(registry.packed_source(), SETTINGS))
+    found = packed.check_packed(registry.packed_source(), SETTINGS)
+    assert any("differ from its spec file" in p for p in found)
     repaired = run_gmi("check", "--repair", "--json", home=tmp_path / "hub")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert packed.check_packed(registry.packed_source(), SETTINGS) == []
