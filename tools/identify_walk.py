@@ -4,8 +4,9 @@ into, in order (issue 24's "identify walk").
 
     python tools/identify_walk.py HOME IMAGE [--json]
 
-Records every call made FROM the identify driver's own frames (Hub.identify, and the
-pipeline function it hands the query to, when there is one) INTO a function of src/gmi, and
+Records every call made FROM the identify driver's own frames and comprehensions
+(Hub.identify, and the pipeline function it hands the query to, when there is one) INTO a
+function of src/gmi, and
 prints the callees' files in order: stops (calls), distinct files, and returns (a call into a
 file the walk had already left). Deeper calls (inside an encoder, inside the ranking core)
 are not stops: they are the component's own business.
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 DRIVERS = {("hub.py", "identify"), ("pipeline.py", "identify")}
+COMPREHENSIONS = {"<listcomp>", "<genexpr>", "<setcomp>", "<dictcomp>"}  # the driver's own
 
 
 def walk(home: str, image: str) -> list[str]:
@@ -34,13 +36,15 @@ def walk(home: str, image: str) -> list[str]:
         if event != "call":
             return
         caller = frame.f_back
+        while caller is not None and caller.f_code.co_name in COMPREHENSIONS:
+            caller = caller.f_back  # a comprehension inside a driver is the driver
         if caller is None:
             return
         caller_file = Path(caller.f_code.co_filename)
         if (caller_file.name, caller.f_code.co_name) not in DRIVERS:
             return
         callee = Path(frame.f_code.co_filename).resolve()
-        if root in callee.parents and frame.f_code.co_name != "<lambda>":
+        if root in callee.parents and frame.f_code.co_name not in COMPREHENSIONS:
             stops.append(f"{callee.relative_to(root).as_posix()}:{frame.f_code.co_name}")
 
     sys.setprofile(profile)
@@ -59,9 +63,7 @@ def main() -> int:
     args = parser.parse_args()
     stops = walk(args.home, args.image)
     files = [s.split(":")[0] for s in stops]
-    returns = sum(
-        1 for i, f in enumerate(files) if i and f != files[i - 1] and f in files[: i - 1]
-    )
+    returns = sum(1 for i, f in enumerate(files) if i and f != files[i - 1] and f in files[: i - 1])
     summary = {"stops": len(stops), "files": len(set(files)), "returns": returns, "walk": stops}
     if args.json:
         print(json.dumps(summary, indent=1))
