@@ -8,6 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+# `make test` runs the suite on every core (pytest-xdist): each worker, and every process it
+# starts, then computes on one thread; a worker per core with two threads each spent a sixth
+# of the CPU on contention. Set before torch is imported; features do not depend on it
+# (gmi.encoders.batches: the same bytes at any thread count).
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+
 import pytest
 
 from gmi.imagefolder import write_imagefolder
