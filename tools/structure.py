@@ -74,7 +74,12 @@ def scan(root: Path) -> tuple[dict[str, Module], list[str]]:
         if module.lines > MAX_FILE_LINES and not exempt:
             breaches.append(f"{rel}: {module.lines} lines (> {MAX_FILE_LINES})")
         is_package = module.path.name == "__init__.py"
-        for node in ast.walk(ast.parse(text)):
+        try:
+            tree = ast.parse(text)
+        except SyntaxError as exc:
+            breaches.append(f"{rel}:{exc.lineno}: cannot be parsed ({exc.msg})")
+            continue
+        for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and not exempt:
                 breaches += function_breaches(node, rel)
             for target, names in imported(node, module.name, is_package):

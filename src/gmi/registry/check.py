@@ -20,8 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gmi.errors import CorruptSpecError
+from gmi.registry.leftovers import delete_leftover, leftovers
+from gmi.registry.packed.check import check_packed
+from gmi.registry.packed.writer import spec_problem  # the rules identify applies, in one place
 from gmi.registry.store import ModelRecord, Registry
 from gmi.search.searchers import Searcher, registry_searcher
+from gmi.settings import HubSettings
 from gmi.spec.specification import Specification, build_specification
 
 
@@ -55,9 +59,6 @@ def inspect_record(
 ) -> tuple[str | None, Specification | None]:
     """(why this row's model is not whole, or None; its spec when it loads). Gamma is not
     judged here: a spec of another gamma is whole and repairable (check_registry)."""
-    from gmi.registry.packed.writer import spec_problem  # the rules identify applies, in one place
-    from gmi.settings import HubSettings
-
     path = registry.spec_dir / record.spec_file
     try:
         data = path.read_bytes()
@@ -157,8 +158,6 @@ def _delete_orphans(
     registry: Registry, report: CheckReport, leftover_names: set[str], grace_s: float
 ) -> None:
     """Delete the orphans and leftovers older than grace_s; keep the rest listed."""
-    from gmi.registry.leftovers import delete_leftover
-
     kept = []
     for rel in report.orphans:
         if rel in leftover_names:
@@ -185,8 +184,6 @@ def _rebuild_indexes(
     """Rebuild the packed index when it (or a model) was repaired, then the approximate
     searcher's index when it was wrong or the packed index has a new generation."""
     if packed_due:
-        from gmi.settings import HubSettings
-
         if registry.list_names(limit=1) and "image_dim" in registry.settings():
             registry.sync_index(HubSettings.from_strings(registry.settings()), full=True)
             report.repaired.append("rebuilt the packed index")
@@ -207,8 +204,6 @@ def _searcher(registry: Registry, settings: dict[str, str]) -> Searcher:
 
 def _index_leftovers(registry: Registry, settings: dict[str, str]) -> list:
     """Files of the packed index and the searcher's index no committed state uses."""
-    from gmi.registry.leftovers import leftovers
-
     if "image_dim" not in settings:
         return []
     generation, found = leftovers(registry)
@@ -222,14 +217,10 @@ def _search_index_problems(registry: Registry, settings: dict[str, str]) -> list
     searcher = _searcher(registry, settings)
     if not searcher.indexed or "image_dim" not in settings or not registry.list_names(limit=1):
         return []
-    from gmi.settings import HubSettings
-
     return searcher.check(registry.open_index(HubSettings.from_strings(settings)).arrays)
 
 
 def _rebuild_search_index(registry: Registry, settings: dict[str, str]) -> None:
-    from gmi.settings import HubSettings
-
     if not registry.list_names(limit=1):
         return
     arrays = registry.open_index(HubSettings.from_strings(registry.settings())).arrays
@@ -237,9 +228,6 @@ def _rebuild_search_index(registry: Registry, settings: dict[str, str]) -> None:
 
 
 def _packed_problems(registry: Registry, settings: dict[str, str]) -> list[str]:
-    from gmi.registry.packed.check import check_packed
-    from gmi.settings import HubSettings
-
     if "image_dim" not in settings or not registry.list_names(limit=1):
         return []
     return check_packed(registry.packed_source(), HubSettings.from_strings(settings))
