@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile; rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests' >&2; exit 1; fi; exit $$rc
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=10; rc=$$?; if [ $$rc -eq 5 ]; then echo 'pytest collected no tests' >&2; exit 1; fi; exit $$rc
 
 bench-perf: $(STAMP)
 	$(BIN)/python benchmarks/perf.py
