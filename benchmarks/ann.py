@@ -2,7 +2,11 @@
 exact local rule on the shortlisted models only (gmi.search.ranking, searcher `ann`).
 
     .venv/bin/python benchmarks/ann.py --models N [--searcher ann|milvus] [--images K]
-        [--queries Q] [--nprobe P ...] [--json]
+        [--queries Q] [--nprobe P ...] [--encoder NAME] [--space identity|whiten] [--json]
+
+Without --encoder / --space it measures what a new registry uses (DEFAULT_ENCODER, and the
+points in the hub-learned space fitted on the first 2,048 models); "config" in each row says
+what ran.
 
 The synthetic hub is scale.py's (real zoo features: model i = zoo model i mod 32 shifted by its
 own random style offset, plus per-image noise; its queries are real held-out uploads of that
@@ -36,15 +40,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scale import ZOO_IMAGES, Synthetic, _rss_mb, zoo_features
+from scale import ZOO_IMAGES, Synthetic, _rss_mb, config_of, zoo_features
 
+from gmi.encoders import DEFAULT_ENCODER
 from gmi.search import ann, ranking
 from gmi.search.arrays import PackedArrays
 from gmi.search.weights import PointWeights
 from gmi.settings import HubSettings
 from gmi.spec.kernels import default_gamma
-
-DEFAULT_ENCODER = "offline:style+palette"
+from gmi.spec.space import DEFAULT_SPACE, SPACES, fit_space_of
 
 
 def synthetic_arrays(synthetic: Synthetic, n: int, images: int, gamma: float) -> PackedArrays:
@@ -87,6 +91,14 @@ def synthetic_arrays(synthetic: Synthetic, n: int, images: int, gamma: float) ->
     )
 
 
+def space_of(arrays: PackedArrays, images: int, models: int = 2048):
+    """The hub-learned space fitted on (up to) the first 2,048 models' points, as a registry
+    fits it on its spec images (labels = models)."""
+    n = min(models, arrays.n_slots)
+    points = np.asarray(arrays.points[: n * images]).reshape(n, images, -1)
+    return fit_space_of(list(points))
+
+
 def exact_top10(arrays, features, prompts, tau, k=10, batch=32) -> list[np.ndarray]:
     """The exact ranking's top 10 per query (all models, batches of queries per pass)."""
     out = []
@@ -115,6 +127,8 @@ def measure(args: argparse.Namespace) -> list[dict]:
     gamma = default_gamma(zoo["spec"][0])
     t0 = time.perf_counter()
     arrays = synthetic_arrays(synthetic, args.models, args.images, gamma)
+    if args.space == "whiten":  # as a registry packs them: the points in the hub's space
+        arrays = arrays.in_space(space_of(arrays, args.images))
     made_s = time.perf_counter() - t0
     rng = np.random.default_rng(1)
     targets = rng.choice(args.models, args.queries, replace=args.queries > args.models)
@@ -179,6 +193,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
                 "index_mb": size_mb,
                 "points_mb": round(arrays.points.nbytes / 2**20, 1),
                 "rss_mb": _rss_mb(),
+                "config": config_of(args.encoder, args.space, arrays),
             }
         )
         print(json.dumps(results[-1]), file=sys.stderr)
@@ -298,7 +313,10 @@ def main() -> None:
         "own effect, the recall curve)",
     )
     parser.add_argument("--pca", type=int, default=ann.PCA_DIM, help="index PCA dims (0: off)")
-    parser.add_argument("--encoder", default=DEFAULT_ENCODER)
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="default: the registry's")
+    parser.add_argument(
+        "--space", choices=SPACES, default=DEFAULT_SPACE, help="default: the registry's"
+    )
     parser.add_argument("--cache", default=os.environ.get("GMI_SCALE_CACHE", "~/.cache/gmi/scale"))
     parser.add_argument(
         "--cache-index", action="store_true", help="keep the built FAISS index in --cache"

@@ -5,6 +5,9 @@ models, and the top-10 agreement of the fast scoring paths with the float64 refe
         [--backend auto|numpy|torch] [--images K] [--encoder NAME] [--space identity|whiten]
         [--json]
 
+Without configuration options it measures what a new registry uses (gmi.encoders
+DEFAULT_ENCODER, gmi.spec.space DEFAULT_SPACE); "config" in the output says what ran.
+
 The synthetic hub is built from REAL features: the offline encoder's features of the built-in
 zoo's spec images and held-out query uploads (32 styles). Synthetic model i takes zoo model
 (i mod 32)'s spec features, shifted by its own random offset (its "style", about half the
@@ -19,7 +22,7 @@ models, p50_ms, p95_ms (score latency per query, one query at a time, incl. top-
 batch32_ms (per query, 32 queries in one call), top10_agreement (vs float64), open_s (fresh
 process: open registry + map the index), rss_mb (this process after scoring), submit_s and
 remove_s (one more model into the hub, beyond encoding), index_mb (packed files on disk),
-spec_mb (spec files).
+spec_mb (spec files), config (encoder, space, dims, dtype of the scanned points).
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 from tqdm import tqdm
 
+from gmi.encoders import DEFAULT_ENCODER
 from gmi.registry import packed
 from gmi.registry.store import Registry
 from gmi.search import ranking
 from gmi.search.weights import PointWeights
 from gmi.settings import HubSettings
 from gmi.spec.kernels import default_gamma
+from gmi.spec.space import DEFAULT_SPACE, SPACES
 from gmi.spec.specification import build_specification
 
 ZOO_IMAGES = 24  # spec images encoded per zoo model
@@ -168,6 +173,17 @@ print(t2 - t1, t1 - t0, len(index.names))
 """
 
 
+def config_of(encoder: str, space: str, arrays) -> dict:
+    """What a row measured: the encoder, the space the points are scanned in, their
+    dimensions and storage type (the contract of scale.py / ann.py --json)."""
+    return {
+        "encoder": encoder,
+        "space": space if arrays.space is not None else "identity",
+        "dims": int(arrays.dim),
+        "dtype": str(np.asarray(arrays.points[:1]).dtype),
+    }
+
+
 def measure(args: argparse.Namespace) -> dict:
     cache = Path(args.cache).expanduser()
     zoo = zoo_features(cache, args.encoder)
@@ -268,6 +284,7 @@ def measure(args: argparse.Namespace) -> dict:
         "index_mb": _dir_mb(home / packed.PACKED_DIR),
         "spec_mb": _dir_mb(home / "specs"),
         "usable": int(usable),
+        "config": config_of(args.encoder, args.space, arrays),
         "median_ms_check": round(1000 * statistics.median(times), 2),
     }
 
@@ -283,14 +300,16 @@ def main() -> None:
     parser.add_argument("--cache", default=os.environ.get("GMI_SCALE_CACHE", "~/.cache/gmi/scale"))
     parser.add_argument(
         "--encoder",
-        default="offline",
-        help="offline (544-d, the figures before issue 13) or offline:style+palette (1056-d)",
+        default=DEFAULT_ENCODER,
+        help=f"default: the registry default, {DEFAULT_ENCODER} (offline: the 544-d figures "
+        "before issue 13)",
     )
     parser.add_argument(
         "--space",
-        choices=("identity", "whiten"),
-        default="identity",
-        help="whiten: the hub-learned space (fitted at build; queries projected per call)",
+        choices=SPACES,
+        default=DEFAULT_SPACE,
+        help=f"default: the registry default, {DEFAULT_SPACE} (whiten: the hub-learned space, "
+        "fitted at build, queries projected per call; identity: as encoded)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/scale_curve.py [--models 100 1000 10000]
         [--backends numpy torch] [--device cpu] [--out docs/performance]
 
-Each point is a separate `scale.py --json` process (fresh RSS and open-time figures); the
-hubs are cached, so a second run only measures.
+Each point is a separate `scale.py --json` process (fresh RSS and open-time figures) with
+scale.py's defaults, i.e. the configuration a new registry uses (each row's "config" says
+which); the hubs are cached, so a second run only measures.
 """
 
 from __future__ import annotations
