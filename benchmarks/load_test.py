@@ -6,7 +6,12 @@ Without --home it builds a small demo hub (8 zoo models) in a temp folder. Start
 process on 127.0.0.1 at a free port, waits for /healthz, runs the bounded load (every request
 has a timeout, the whole run a deadline), prints p50/p95/max latency, throughput and errors,
 then stops the server. --json prints ONE JSON object (at least "p50_ms", "p95_ms", "errors",
-"requests"); without it, one line per figure.
+"requests", "rps"); without it, one line per figure.
+
+engine_rps: the same requests, with the same concurrency, through the batched engine in this
+process (decode in threads + gmi.server.batcher.IdentifyBatcher, what the service runs behind
+its sockets), measured in the same run on the same hub after the server has stopped: the
+ceiling the HTTP path is compared with (rps / engine_rps).
 """
 
 from __future__ import annotations
@@ -43,6 +48,36 @@ def build_hub(home: Path, models: int = 8) -> list[bytes]:
         images, prompts = spec_images(name)
         hub.submit_images(name, images, prompts, progress=False)
     return [query_upload(name, i)[0] for i, name in enumerate(names)]
+
+
+def engine_rps(home: Path, queries: list[bytes], clients: int, requests: int) -> float:
+    """Requests/s of the in-process batched engine: `clients` concurrent identifies at a time,
+    each decoding its upload in a thread as the service does, then the shared batcher."""
+    import asyncio
+
+    from gmi.images import open_image
+    from gmi.server.batcher import IdentifyBatcher
+
+    batcher = IdentifyBatcher(Hub(home))
+
+    async def run() -> float:
+        gate = asyncio.Semaphore(clients)
+
+        async def one(i: int) -> None:
+            async with gate:
+                data = queries[i % len(queries)]
+                image = await asyncio.to_thread(open_image, data, f"q{i}.jpg")
+                await batcher.identify([image], top=5, together=False, prompt=None)
+
+        await one(0)  # warm: models loaded, index opened, as the server's /healthz wait does
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(requests)))
+        return requests / (time.perf_counter() - started)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        batcher.close()
 
 
 def main() -> None:
@@ -94,6 +129,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        engine = engine_rps(home, queries, args.clients, args.requests)
     latencies = sorted(t for t, status in results if status == 200)
     errors = [status for _, status in results if status != 200]
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0] * 99
@@ -107,6 +143,9 @@ def main() -> None:
         "p95_ms": round(1000 * q[94], 1),
         "max_ms": round(1000 * max(latencies or [0]), 1),
         "throughput_rps": round(len(latencies) / wall, 2),
+        "rps": round(len(latencies) / wall, 2),
+        "engine_rps": round(engine, 2),
+        "http_vs_engine": round(len(latencies) / wall / engine, 3) if engine else None,
         "wall_s": round(wall, 1),
     }
     if args.json:
