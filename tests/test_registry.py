@@ -110,3 +110,25 @@ def test_corrupted_spec_file_is_reported(tmp_path):
     path.write_bytes(path.read_bytes()[:-1] + b"\x00")
     with pytest.raises(CorruptSpecError):
         reg.load_spec(record)
+
+
+def test_add_many_is_one_transaction_whole_or_nothing(tmp_path):
+    """A bulk import stores every model in one transaction (the same rows and files as one
+    add each), and a batch with a taken name stores nothing and leaves no file behind."""
+    one_by_one, bulk = Registry(tmp_path / "a"), Registry(tmp_path / "b")
+    specs = {f"m{i}": _spec(i) for i in range(5)}
+    for name, spec in specs.items():
+        one_by_one.add(name, spec)
+    assert bulk.add_many(list(specs.items())) == 5
+    assert bulk.list_names() == one_by_one.list_names() == sorted(specs)
+    for name, spec in specs.items():
+        record = bulk.get(name)
+        assert record.spec_sha256 == one_by_one.get(name).spec_sha256
+        assert np.array_equal(bulk.load_spec(record).points, spec.points)
+    before = tree_digest(tmp_path / "b")
+    with pytest.raises(ConflictError):
+        bulk.add_many([("new", _spec(9)), ("m2", _spec(10))])  # m2 is taken
+    assert tree_digest(tmp_path / "b") == before and not bulk.exists("new")
+    assert bulk.add_many([("m2", _spec(10))], replace=True) == 1
+    assert np.array_equal(bulk.load_spec(bulk.get("m2")).points, _spec(10).points)
+    assert len(list((tmp_path / "b" / "specs").iterdir())) == 5  # the replaced file is gone

@@ -41,8 +41,9 @@ from gmi.registry.base import Store
 from gmi.registry.create import create_registry
 from gmi.registry.packed.index import PackedIndex
 from gmi.registry.snapshot import IndexSnapshots
-from gmi.registry.store import ModelRecord, Registry, default_home, validate_name
+from gmi.registry.store import ModelRecord, Registry, default_home
 from gmi.registry.stores import open_store
+from gmi.registry.validation import validate_name
 from gmi.search import ranking
 from gmi.search.searchers import EXACT, Searcher, registry_searcher
 from gmi.settings import REQUESTABLE, HubSettings

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,22 +90,42 @@ class SpecFiles:
         transaction: Callable[[], AbstractContextManager[Any]],
         rows: RowDialect,
     ) -> None:
-        """The write template (gmi.registry.writes): files first (atomic), then the row in
-        one `transaction` (a context giving something with .execute); a failure before the
-        commit deletes the new files, a replaced model's files go after it."""
-        data = write.spec.to_bytes()
-        new = NewFiles(
-            f"{uuid.uuid4().hex}.safetensors", hashlib.sha256(data).hexdigest(), time.time()
-        )
-        self._write_files(new.spec_file, data, write.thumbnails)
+        """The write template for one model (write_models of one)."""
+        self.write_models([write], transaction, rows)
+
+    def write_models(
+        self,
+        writes: Sequence[ModelWrite],
+        transaction: Callable[[], AbstractContextManager[Any]],
+        rows: RowDialect,
+    ) -> None:
+        """The write template (gmi.registry.writes): every model's files first (atomic),
+        then all their rows in ONE `transaction` (a context giving something with .execute):
+        a batch is committed whole or not at all. A failure before the commit deletes the
+        new files; replaced models' files go after it. One model per transaction is what a
+        submit does; a bulk import (a catalogue, a benchmark hub) passes many."""
+        new: list[NewFiles] = []
         try:
+            for write in writes:
+                data = write.spec.to_bytes()
+                made = NewFiles(
+                    f"{uuid.uuid4().hex}.safetensors", hashlib.sha256(data).hexdigest(), time.time()
+                )
+                self._write_files(made.spec_file, data, write.thumbnails)
+                new.append(made)
             with transaction() as db:
-                old_file = upsert_row(db.execute, rows, write, new)
+                old_files = [
+                    upsert_row(db.execute, rows, write, made)
+                    for write, made in zip(writes, new, strict=True)
+                ]
         except BaseException:
-            self._delete_files(new.spec_file)
+            for made in new:
+                self._delete_files(made.spec_file)
             raise
-        if old_file:
-            self._delete_files(old_file)
+        for old_file in old_files:
+            if old_file:
+                self._delete_files(old_file)
+        if any(old_files):
             fsync_dir(self.spec_dir)
 
     # -- example thumbnails ----------------------------------------------------------------

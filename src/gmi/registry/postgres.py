@@ -33,12 +33,8 @@ from typing import TYPE_CHECKING, Any
 from gmi.errors import InvalidInputError, NotFoundError, StoreUnavailableError, already_exists
 from gmi.registry.dsn import redacted, scrubbed
 from gmi.registry.files import SPEC_DIR, ModelRecord, SpecFiles
-from gmi.registry.store import (
-    MAX_LOOKUP_KEYS,
-    Registry,
-    checked_submission,
-    models_with_identity,
-)
+from gmi.registry.store import Registry
+from gmi.registry.validation import MAX_LOOKUP_KEYS, checked_submission, models_with_identity
 from gmi.registry.writes import POSTGRES_ROWS, ModelWrite
 from gmi.spec.specification import Specification
 

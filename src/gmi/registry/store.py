@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from gmi.errors import (
     StorageError,
     already_exists,
 )
+from gmi.registry import validation
 from gmi.registry.atomic import atomic_write, delete_if_older
 from gmi.registry.files import SPEC_DIR, THUMB_DIR, ModelRecord, SpecFiles
 from gmi.registry.migrations import MIGRATIONS, statements
@@ -39,40 +40,19 @@ from gmi.registry.packed.layout import PackedSource
 from gmi.registry.packed.reader import open_index, state_token
 from gmi.registry.packed.writer import sync
 from gmi.registry.sqlite import SqliteDatabase
-from gmi.registry.validation import (
-    MAX_DESCRIPTION,
-    MAX_LOOKUP_KEYS,
-    MAX_NAME,
-    NAME_PATTERN,
-    NAME_REGEX,
-    checked_submission,
-    models_with_identity,
-    normalise_model_hash,
-    validate_description,
-    validate_name,
-    validate_text,
-)
+from gmi.registry.validation import MAX_LOOKUP_KEYS, checked_submission, models_with_identity
 from gmi.registry.writes import SQLITE_ROWS, ModelWrite
 from gmi.spec.specification import Specification
 
-__all__ = [  # the validation names stay importable from here (gmi.registry.validation)
-    "MAX_DESCRIPTION",
-    "MAX_LOOKUP_KEYS",
-    "MAX_NAME",
-    "NAME_PATTERN",
-    "NAME_REGEX",
-    "SPEC_DIR",
-    "THUMB_DIR",
-    "ModelRecord",
-    "Registry",
-    "SpecFiles",
-    "checked_submission",
-    "models_with_identity",
-    "normalise_model_hash",
-    "validate_description",
-    "validate_name",
-    "validate_text",
-]
+__all__ = ["SPEC_DIR", "THUMB_DIR", "ModelRecord", "Registry", "SpecFiles"]
+
+
+def __getattr__(name: str) -> object:
+    """The validation names' old import path (gmi.registry.validation), for one release."""
+    if name in validation.__all__:
+        return getattr(validation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 if TYPE_CHECKING:
     from gmi.settings import HubSettings
@@ -192,6 +172,22 @@ class Registry(SpecFiles):
         write = ModelWrite(name, spec, description, replace, extra, thumbnails, hashes)
         self.write_model(write, self._write, SQLITE_ROWS)
         return self.get(name)
+
+    def add_many(
+        self, models: Sequence[tuple[str, Specification]], *, replace: bool = False
+    ) -> int:
+        """Store many specs in ONE transaction (files first, all rows last): a bulk import of
+        a catalogue or a benchmark hub, without one commit and fsync per model. All or
+        nothing; a name already taken (without replace) refuses the whole batch. The packed
+        index is brought in step by the next sync, once. Returns how many were stored."""
+        if self.read_only:
+            raise StorageError(f"{self.home}: the registry is read-only here; nothing was changed")
+        writes = [
+            ModelWrite(name, spec, replace=replace, hashes=checked_submission(name, None, None))
+            for name, spec in models
+        ]
+        self.write_models(writes, self._write, SQLITE_ROWS)
+        return len(writes)
 
     def remove(self, name: str) -> ModelRecord:
         with self._write() as db:

@@ -78,3 +78,18 @@ def normalise_model_hash(value: str) -> str:
     """A checkpoint identity as stored (gmi.model_hash), or InvalidInputError saying what is
     accepted: AutoV1/V2/V3, sha256, blake3, a Civitai AIR or a file name."""
     return parse_model_id(value).registry_keys()[0]
+
+
+__all__ = [
+    "MAX_DESCRIPTION",
+    "MAX_LOOKUP_KEYS",
+    "MAX_NAME",
+    "NAME_PATTERN",
+    "NAME_REGEX",
+    "checked_submission",
+    "models_with_identity",
+    "normalise_model_hash",
+    "validate_description",
+    "validate_name",
+    "validate_text",
+]
