@@ -9,7 +9,7 @@ encoder, interrogator, searcher) and the query.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,7 @@ from PIL import Image
 
 from gmi.encoders import Encoder
 from gmi.errors import CorruptSpecError, InvalidInputError
-from gmi.identify.results import Identification, Match
+from gmi.identify.results import Match
 from gmi.imagefolder import MAX_PROMPT_CHARS
 from gmi.images import open_image
 from gmi.interrogators.base import Interrogator, prompt_embeddings
@@ -214,9 +214,10 @@ def prompt_source(stated: str | None, sources: set[str]) -> str:
     return "embedded" if sources == {"embedded"} else "interrogated"
 
 
-def unique_resources(lists: object) -> list[dict]:
+def unique_resources(lists: Iterable[list[dict]]) -> list[dict]:
+    """The resources (LoRAs, other checkpoints) the images name, each once, in order."""
     out: list[dict] = []
-    for resources in lists:  # type: ignore[attr-defined]
+    for resources in lists:
         out.extend(r for r in resources if r not in out)
     return out
 
@@ -227,17 +228,3 @@ def skipped_warnings(index: PackedIndex) -> list[str]:
         for name, why in index.skipped.items()
     ]
 
-
-__all__ = [
-    "Identification",
-    "check_query",
-    "decode",
-    "encode",
-    "exact_matches",
-    "interrogate",
-    "matches",
-    "point_weights",
-    "query_prompts",
-    "rank",
-    "read_metadata",
-]
