@@ -44,19 +44,29 @@ from scale import ZOO_IMAGES, Synthetic, _rss_mb, config_of, zoo_features
 
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.search import ann, ranking
-from gmi.search.arrays import PackedArrays
+from gmi.search.arrays import PackedArrays, space_points
+from gmi.search.bf16 import Bf16Rows
 from gmi.search.weights import PointWeights
 from gmi.settings import HubSettings
 from gmi.spec.kernels import default_gamma
-from gmi.spec.space import DEFAULT_SPACE, SPACES, fit_space_of
+from gmi.spec.space import DEFAULT_SPACE, DEFAULT_SPACE_DIMS, SPACES, fit_space_of, storage_of
 
 
-def synthetic_arrays(synthetic: Synthetic, n: int, images: int, gamma: float) -> PackedArrays:
+def synthetic_arrays(
+    synthetic: Synthetic, n: int, images: int, gamma: float, space=None
+) -> PackedArrays:
     """n synthetic models of `images` points each (one point per image, beta uniform), built
-    vectorised in chunks: the same distribution as scale.py's models."""
+    vectorised in chunks: the same distribution as scale.py's models. With `space`, each
+    chunk is projected as it is made (a registry's packed rows: r wide, in the space's
+    storage), so a 10^5-model hub never holds its 1,056-d points at once."""
     zoo = synthetic.zoo
     d = synthetic.dim
-    points = np.empty((n * images, d), np.float32)
+    width = d if space is None else space.dims
+    stored = np.empty(
+        (n * images, width),
+        np.uint16 if space is not None and space.storage == "bfloat16" else np.float32,
+    )
+    sq_norms = np.empty(n * images, np.float32)
     point_prompt = np.empty(n * images, np.int32)
     rng = np.random.default_rng([synthetic.seed, 42])
     chunk = 4096
@@ -67,8 +77,15 @@ def synthetic_arrays(synthetic: Synthetic, n: int, images: int, gamma: float) ->
         rows = rng.integers(0, ZOO_IMAGES, size=(e - s, images))
         offsets = np.stack([synthetic._offset(int(i)) for i in ids])
         noise = rng.normal(size=(e - s, images, d)) * synthetic.noise
-        block = zoo["spec"][base[:, None], rows] + offsets[:, None, :] + noise
-        points[s * images : e * images] = block.reshape(-1, d)
+        block = (zoo["spec"][base[:, None], rows] + offsets[:, None, :] + noise).reshape(-1, d)
+        block = block.astype(np.float32)
+        if space is None:
+            values, norms = block, np.einsum("pd,pd->p", block, block)
+        else:
+            values, norms = space_points(space, block)
+            values = values.bits if isinstance(values, Bf16Rows) else values
+        stored[s * images : e * images] = values
+        sq_norms[s * images : e * images] = norms
         point_prompt[s * images : e * images] = (base[:, None] * ZOO_IMAGES + rows).ravel()
     prompts = zoo["prompts"].reshape(-1, zoo["prompts"].shape[-1]).astype(np.float32)
     prompts /= np.linalg.norm(prompts, axis=1, keepdims=True)
@@ -76,8 +93,8 @@ def synthetic_arrays(synthetic: Synthetic, n: int, images: int, gamma: float) ->
         names=[f"synthetic/m{i:07d}" for i in range(n)],
         alive=np.ones(n, bool),
         point_offsets=np.arange(0, n * images + 1, images, dtype=np.int64),
-        points=points,
-        sq_norms=np.einsum("pd,pd->p", points, points).astype(np.float32),
+        points=Bf16Rows(stored) if stored.dtype == np.uint16 else stored,
+        sq_norms=sq_norms,
         beta=np.full(n * images, 1.0 / images),
         point_prompt=point_prompt,
         point_text=np.full(n * images, -1, np.int32),
@@ -87,16 +104,24 @@ def synthetic_arrays(synthetic: Synthetic, n: int, images: int, gamma: float) ->
         pair_prompt=np.zeros(0, np.int32),
         pair_text=np.zeros(0, np.int32),
         texts=[],
-        gamma=gamma,
+        gamma=gamma if space is None else space.gamma,
+        space=space,
     )
 
 
-def space_of(arrays: PackedArrays, images: int, models: int = 2048):
+def points_bytes(arrays: PackedArrays) -> int:
+    points = arrays.points
+    return points.bits.nbytes if isinstance(points, Bf16Rows) else points.nbytes
+
+
+def space_of(arrays: PackedArrays, images: int, models: int = 2048, dims: int | None = None):
     """The hub-learned space fitted on (up to) the first 2,048 models' points, as a registry
-    fits it on its spec images (labels = models)."""
+    fits it on its spec images (labels = models); `dims` directions (default: a new
+    registry's, DEFAULT_SPACE_DIMS; 0 = all), stored as a registry with those dims stores."""
+    dims = DEFAULT_SPACE_DIMS if dims is None else dims
     n = min(models, arrays.n_slots)
     points = np.asarray(arrays.points[: n * images]).reshape(n, images, -1)
-    return fit_space_of(list(points))
+    return fit_space_of(list(points), dims=dims, storage=storage_of(dims))
 
 
 def exact_top10(arrays, features, prompts, tau, k=10, batch=32) -> list[np.ndarray]:
@@ -126,9 +151,13 @@ def measure(args: argparse.Namespace) -> list[dict]:
     tau = HubSettings().tau
     gamma = default_gamma(zoo["spec"][0])
     t0 = time.perf_counter()
-    arrays = synthetic_arrays(synthetic, args.models, args.images, gamma)
-    if args.space == "whiten":  # as a registry packs them: the points in the hub's space
-        arrays = arrays.in_space(space_of(arrays, args.images))
+    space = None
+    if args.space == "whiten":  # as a registry packs them: the points in the hub's space,
+        # fitted on the first 2,048 models
+        first = synthetic_arrays(synthetic, min(args.models, 2048), args.images, gamma)
+        space = space_of(first, args.images, dims=args.space_dims)
+        del first
+    arrays = synthetic_arrays(synthetic, args.models, args.images, gamma, space)
     made_s = time.perf_counter() - t0
     rng = np.random.default_rng(1)
     targets = rng.choice(args.models, args.queries, replace=args.queries > args.models)
@@ -191,7 +220,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
                 "exact_batch32_ms": round(exact_ms, 1),
                 "build_s": round(build_s, 2),
                 "index_mb": size_mb,
-                "points_mb": round(arrays.points.nbytes / 2**20, 1),
+                "points_mb": round(points_bytes(arrays) / 2**20, 1),
                 "rss_mb": _rss_mb(),
                 "config": config_of(args.encoder, args.space, arrays),
             }
@@ -238,7 +267,10 @@ class _Faiss:
 
 def load(args: argparse.Namespace):
     if args.searcher == "ann":
-        name = f"ann-{args.models}-{args.images}-{args.encoder.replace(':', '_')}-pca{args.pca}"
+        name = (
+            f"ann-{args.models}-{args.images}-{args.encoder.replace(':', '_')}-pca{args.pca}"
+            f"-{args.space}{args.space_dims}"
+        )
         return _Faiss(Path(args.cache).expanduser() / name if args.cache_index else None)
     from gmi.search.milvus import MilvusBench
 
@@ -316,6 +348,12 @@ def main() -> None:
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="default: the registry's")
     parser.add_argument(
         "--space", choices=SPACES, default=DEFAULT_SPACE, help="default: the registry's"
+    )
+    parser.add_argument(
+        "--space-dims",
+        type=int,
+        default=DEFAULT_SPACE_DIMS,
+        help="directions of the learned space (default: the registry's; 0 = all, float32)",
     )
     parser.add_argument("--cache", default=os.environ.get("GMI_SCALE_CACHE", "~/.cache/gmi/scale"))
     parser.add_argument(

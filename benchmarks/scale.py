@@ -44,6 +44,7 @@ from gmi.encoders import DEFAULT_ENCODER
 from gmi.registry import packed
 from gmi.registry.store import Registry
 from gmi.search import ranking
+from gmi.search.bf16 import Bf16Rows
 from gmi.search.weights import PointWeights
 from gmi.settings import HubSettings
 from gmi.spec.kernels import default_gamma
@@ -192,7 +193,7 @@ def config_of(encoder: str, space: str, arrays) -> dict:
         "encoder": encoder,
         "space": space if arrays.space is not None else "identity",
         "dims": int(arrays.dim),
-        "dtype": str(np.asarray(arrays.points[:1]).dtype),
+        "dtype": "bfloat16" if isinstance(arrays.points, Bf16Rows) else "float32",
     }
 
 

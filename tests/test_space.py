@@ -13,11 +13,13 @@ import pytest
 from conftest import run_gmi
 from gmi.registry import packed
 from gmi.registry.store import Registry
-from gmi.search import ranking
-from gmi.search.arrays import PackedArrays
+from gmi.search import bf16, ranking
+from gmi.search.arrays import PackedArrays, space_points
+from gmi.search.bf16 import Bf16Rows
 from gmi.search.weights import PointWeights
 from gmi.settings import HubSettings
 from gmi.spec.space import (
+    DEFAULT_SPACE_DIMS,
     FittedSpace,
     ScatterStatistics,
     fit_space_of,
@@ -129,10 +131,13 @@ def test_a_registry_refits_on_doubling_and_projects_every_row(tmp_path):
     index = packed.open_index(registry.packed_source(), SETTINGS)
     space = _space(registry)
     # rows appended after the fit (m8) were projected with it, like the refitted ones
-    np.testing.assert_allclose(
-        index.arrays.points, space.project(np.concatenate(models)), rtol=1e-5, atol=1e-5
+    stored, _ = space_points(space, np.concatenate(models))
+    np.testing.assert_array_equal(np.asarray(index.arrays.points), np.asarray(stored))
+    assert isinstance(index.arrays.points, Bf16Rows)  # a new registry's storage (SETTINGS)
+    np.testing.assert_allclose(  # bfloat16: 8 bits of mantissa
+        np.asarray(index.arrays.points), space.project(np.concatenate(models)), rtol=1e-2, atol=1e-2
     )
-    np.testing.assert_array_equal(index.arrays.space, space.matrix)
+    np.testing.assert_array_equal(index.arrays.space.matrix, space.matrix)
     assert index.arrays.gamma == space.gamma
     # pair features stay as encoded (the interrogators read them)
     np.testing.assert_array_equal(index.arrays.pair_features, np.concatenate(models))
@@ -151,9 +156,9 @@ def test_check_finds_damaged_projected_rows(tmp_path):
     packed.sync(registry.packed_source(), SETTINGS)
     with registry._connect() as db:
         generation = packed.read_state(db).generation
-    path = tmp_path / "hub" / packed.PACKED_DIR / generation / "space_points.f4"
+    path = tmp_path / "hub" / packed.PACKED_DIR / generation / "space_points.bf16"
     data = bytearray(path.read_bytes())
-    data[4:8] = np.float32(99.0).tobytes()
+    data[2:4] = bf16.encode(np.array([99.0], np.float32)).tobytes()
     path.write_bytes(bytes(data))
     found = packed.check_packed(registry.packed_source(), SETTINGS)
     assert any("differ from its spec file" in p for p in found)
@@ -174,3 +179,25 @@ def test_registries_from_before_the_space_keep_ranking_as_encoded(tmp_path):
     fresh = Registry(tmp_path / "new")
     fresh.set_settings(HubSettings(encoder="synthetic").to_strings())
     assert fresh.settings()["space"] == "whiten"  # a new registry learns its space
+
+
+def test_registries_from_before_compact_spaces_keep_a_full_float32_space(tmp_path):
+    registry = Registry(tmp_path / "hub")
+    registry.set_settings({k: v for k, v in SETTINGS.to_strings().items() if k != "space_dims"})
+    db = sqlite3.connect(registry.db_path)
+    db.execute("PRAGMA user_version = 5")  # as a gmi before migration 6 left it
+    db.commit()
+    db.close()
+    reopened = Registry(tmp_path / "hub")
+    assert reopened.settings()["space_dims"] == "0"
+    settings = HubSettings.from_strings(reopened.settings())
+    for i, z in enumerate(_models(6, 3)):
+        reopened.add(f"m{i}", _spec(z))
+    packed.sync(reopened.packed_source(), settings)
+    space = _space(reopened)
+    assert space.storage == "float32" and space.dims == D
+    index = packed.open_index(reopened.packed_source(), settings)
+    assert isinstance(index.arrays.points, np.ndarray)
+    fresh = Registry(tmp_path / "new")
+    fresh.set_settings(HubSettings(encoder="synthetic").to_strings())
+    assert int(fresh.settings()["space_dims"]) == DEFAULT_SPACE_DIMS

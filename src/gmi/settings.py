@@ -17,7 +17,7 @@ from gmi.interrogators import DEFAULT_INTERROGATOR
 from gmi.search.rules import SCORINGS
 from gmi.search.searchers import SEARCHER_NAMES
 from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU
-from gmi.spec.space import DEFAULT_SPACE, SPACES
+from gmi.spec.space import DEFAULT_SPACE, DEFAULT_SPACE_DIMS, SPACES, storage_of
 
 COMBINES = ("mean", "joint")
 # what a caller may ask of a registry it creates (Hub keywords, `gmi init` options); the rest
@@ -32,6 +32,7 @@ REQUESTABLE = (
     "augment",
     "scoring",
     "space",
+    "space_dims",
     "searcher",
     "milvus_uri",
 )
@@ -48,6 +49,9 @@ class HubSettings:
     searcher: str = "exact"
     milvus_uri: str | None = None  # the milvus searcher's Milvus (a .db file = Milvus Lite)
     space: str = DEFAULT_SPACE  # registries made before the learned space stored "identity"
+    # directions the learned space keeps (0 = all, float32 points: registries made before
+    # compact spaces); r > 0 packs points r wide in bfloat16 (gmi.spec.space, gmi.search.bf16)
+    space_dims: int = DEFAULT_SPACE_DIMS
     n_points: int | None = None
     gamma: float | None = None
     image_dim: int | None = None
@@ -67,6 +71,8 @@ class HubSettings:
             raise InvalidInputError("tau must be positive")
         if self.gamma is not None and not self.gamma > 0:
             raise InvalidInputError("gamma must be positive")
+        if self.space_dims < 0:
+            raise InvalidInputError("space_dims must be 0 (all) or a positive number")
         if self.n_points is not None and self.n_points < 1:
             raise InvalidInputError("n_points must be at least 1")
 
@@ -111,13 +117,18 @@ class HubSettings:
         return replace(self, **values)
 
     @property
+    def space_storage(self) -> str:
+        """How a newly fitted space stores its points (gmi.spec.space.storage_of)."""
+        return storage_of(self.space_dims)
+
+    @property
     def interrogated(self) -> bool:
         """Whether queries get interrogated prompts (else uniform weights)."""
         return self.interrogator != "none"
 
 
 _FLOAT = ("tau", "gamma")
-_INT = ("n_points", "image_dim", "prompt_dim")
+_INT = ("n_points", "image_dim", "prompt_dim", "space_dims")
 _TEXT = (
     "encoder",
     "interrogator",

@@ -38,7 +38,7 @@ from gmi.search.rules import padded, padded_weights
 from gmi.search.weights import PointWeights
 from gmi.spec.kernels import default_gamma, squared_distances
 from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU, keep_top, score_requirements
-from gmi.spec.space import SPACES, FittedSpace, enough_images, fit_space_of
+from gmi.spec.space import SPACES, FittedSpace, enough_images, fit_space_of, storage_of
 from gmi.spec.specification import build_specification
 
 
@@ -53,6 +53,7 @@ class BenchContext:
     augment: str = DEFAULT_AUGMENT
     progress: bool = True
     space: str = "identity"  # or "whiten": the hub-learned space (gmi.spec.space)
+    space_dims: int = 0  # directions it keeps (0 = all); > 0 stores points as bfloat16
     _stacks: dict[tuple[str, float], PackedIndex] = field(default_factory=dict)
 
     def with_groups(self, groups: list[list[int]]) -> BenchContext:
@@ -95,7 +96,7 @@ class BenchContext:
         spec = self.features[0]
         if not enough_images(sum(len(z) for z in spec), spec[0].shape[1]):
             return None  # as a registry this small would: ranked as encoded
-        return fit_space_of(spec)
+        return fit_space_of(spec, dims=self.space_dims, storage=storage_of(self.space_dims))
 
     @cached_property
     def pixel_features(self) -> tuple[list[np.ndarray], np.ndarray]:
@@ -216,7 +217,9 @@ def knn(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
 def knn_space(ctx: BenchContext, gamma_factor: float = 1.0) -> np.ndarray:
     """Nearest spec image in the hub's space (the points: one per image by default)."""
     arrays = ctx.index().arrays
-    d2 = squared_distances(arrays.to_space(ctx.query_features()), np.asarray(arrays.points))
+    d2 = squared_distances(
+        arrays.to_space(ctx.query_features()), np.asarray(arrays.points, dtype=np.float32)
+    )
     per_model = np.minimum.reduceat(d2, arrays.point_offsets[:-1], axis=1)
     return np.stack([per_model[g].mean(axis=0) for g in ctx.groups])
 

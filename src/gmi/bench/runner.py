@@ -34,7 +34,7 @@ from gmi.bench.methods import (
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.errors import InvalidInputError
 from gmi.interrogators import DEFAULT_INTERROGATOR
-from gmi.spec.space import DEFAULT_SPACE, SPACES
+from gmi.spec.space import DEFAULT_SPACE, DEFAULT_SPACE_DIMS, SPACES
 from gmi.zoo import CATALOGUES
 
 GAMMA_FACTORS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -135,6 +135,7 @@ class BenchRequest:
     queries_per_model: int | None = None
     progress: bool = True
     space: str = DEFAULT_SPACE
+    space_dims: int = DEFAULT_SPACE_DIMS
     split: str = "test"
 
     @property
@@ -152,6 +153,8 @@ class BenchRequest:
             raise InvalidInputError("--split val needs a built-in zoo catalogue")
         if self.space not in SPACES:
             raise InvalidInputError(f"unknown space {self.space!r}; valid: {', '.join(SPACES)}")
+        if self.space_dims < 0:
+            raise InvalidInputError("--space-dims must be 0 (all) or positive")
         if any(s < 1 for s in self.sizes):
             raise InvalidInputError("--images-per-query must be at least 1")
 
@@ -179,6 +182,7 @@ def run_bench(request: BenchRequest | None = None, **fields: Any) -> dict[str, A
         "encoder": request.encoder,
         "augment": request.augment,
         "space": request.space,
+        "space_dims": request.space_dims,
         "split": request.split,
         "interrogator_default": DEFAULT_INTERROGATOR,
         "default_method": DEFAULT_METHOD,
@@ -197,6 +201,7 @@ def run_bench(request: BenchRequest | None = None, **fields: Any) -> dict[str, A
         augment=request.augment,
         progress=request.progress,
         space=request.space,
+        space_dims=request.space_dims,
     )
     for size in request.sizes:
         results["settings"][str(size)] = _setting(base, data, methods, size, request.progress)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gmi.augment import AUGMENTS, DEFAULT_AUGMENT
 from gmi.encoders import DEFAULT_ENCODER
-from gmi.spec.space import SPACES
+from gmi.spec.space import DEFAULT_SPACE_DIMS, SPACES
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -25,6 +25,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         queries_per_model=args.queries_per_model,
         progress=not args.quiet,
         space=args.space,
+        space_dims=args.space_dims,
         split=args.split,
     )
     if args.json:
@@ -72,6 +73,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=SPACES,
         help="where methods score: whiten (default, as a new registry) = the space learned "
         "from the spec images; identity = as encoded. knn is always plain reverse image search",
+    )
+    p.add_argument(
+        "--space-dims",
+        type=int,
+        default=DEFAULT_SPACE_DIMS,
+        metavar="R",
+        help=f"directions the learned space keeps (default {DEFAULT_SPACE_DIMS}, as a new "
+        "registry, bfloat16 points; 0 = all, float32)",
     )
     p.add_argument(
         "--split",

@@ -9,7 +9,7 @@ from gmi.cli.common import open_hub
 from gmi.search.rules import SCORINGS
 from gmi.search.searchers import SEARCHER_NAMES
 from gmi.settings import COMBINES
-from gmi.spec.space import SPACES
+from gmi.spec.space import DEFAULT_SPACE_DIMS, SPACES
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -27,6 +27,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         combine=args.combine,
         scoring=args.scoring or base.get("scoring"),
         space=args.space or base.get("space"),
+        space_dims=args.space_dims,
         searcher=args.searcher,
         milvus_uri=args.milvus_uri,
     )
@@ -65,6 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=SPACES,
         help="where spec points and queries are compared: whiten (default) = a space the hub "
         "learns from its own images, refitted as it grows; identity = as encoded",
+    )
+    p.add_argument(
+        "--space-dims",
+        type=int,
+        metavar="R",
+        help=f"directions the learned space keeps (default {DEFAULT_SPACE_DIMS}; points packed "
+        "R wide in bfloat16); 0 = all of them, float32 (as registries before compact spaces)",
     )
     p.add_argument(
         "--searcher",

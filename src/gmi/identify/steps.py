@@ -227,4 +227,3 @@ def skipped_warnings(index: PackedIndex) -> list[str]:
         f"model {name!r}: {why}; left out of the ranking (see gmi check)"
         for name, why in index.skipped.items()
     ]
-

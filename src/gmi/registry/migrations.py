@@ -91,6 +91,12 @@ MIGRATIONS = [
     INSERT OR IGNORE INTO settings (key, value)
         SELECT 'space', 'identity' WHERE EXISTS (SELECT 1 FROM settings WHERE key = 'encoder');
     """,
+    # 6: registries from before compact spaces keep their full-width float32 space (a refit
+    # stays as it was fitted); a new registry stores the default dims with its settings
+    """
+    INSERT OR IGNORE INTO settings (key, value)
+        SELECT 'space_dims', '0' WHERE EXISTS (SELECT 1 FROM settings WHERE key = 'encoder');
+    """,
 ]
 
 

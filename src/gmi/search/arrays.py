@@ -20,7 +20,8 @@ from functools import cached_property
 
 import numpy as np
 
-from gmi.spec.space import FittedSpace, project
+from gmi.search.bf16 import Bf16Rows, take_rows
+from gmi.spec.space import FittedSpace
 from gmi.spec.specification import Specification
 
 
@@ -29,7 +30,7 @@ class PackedArrays:
     names: list[str]  # [S] one per slot, dead slots included
     alive: np.ndarray  # [S] bool: live and usable (dead or skipped slots are never ranked)
     point_offsets: np.ndarray  # [S + 1] int64
-    points: np.ndarray  # [P, d] float32
+    points: np.ndarray | Bf16Rows  # [P, d] float32, or [P, r] bfloat16 in a compact space
     sq_norms: np.ndarray  # [P] float32, ||point||^2 precomputed
     beta: np.ndarray  # [P] float64 (RKME weights; <= 0 never happens for gmi's builder)
     point_prompt: np.ndarray  # [P] int32: row of `prompts`
@@ -43,7 +44,7 @@ class PackedArrays:
     gamma: float
     # the hub-learned space (gmi.spec.space) the points live in, or None (as encoded): the
     # ranking core projects query features with it; pair features always stay as encoded
-    space: np.ndarray | None = None
+    space: FittedSpace | None = None
     # what is derived from these (immutable) arrays and kept with them: copies on compute
     # devices (gmi.search.backends.torch_backend), Gram blocks (gmi.search.rules)
     device_copies: dict = field(default_factory=dict, compare=False, repr=False)
@@ -65,13 +66,13 @@ class PackedArrays:
     def in_space(self, fitted: FittedSpace) -> PackedArrays:
         """These arrays with their points projected into a learned space (in memory: the
         benchmark, tests; the registry keeps projected rows in its packed files)."""
-        points = fitted.project(np.asarray(self.points))
+        points, sq_norms = space_points(fitted, np.asarray(self.points))
         return replace(
             self,
             points=points,
-            sq_norms=np.einsum("pd,pd->p", points, points).astype(np.float32),
+            sq_norms=sq_norms,
             gamma=fitted.gamma,
-            space=fitted.matrix,
+            space=fitted,
             device_copies={},
             origin=None,  # other rows than the registry's: no index of its may answer for them
         )
@@ -79,7 +80,7 @@ class PackedArrays:
     def to_space(self, features: np.ndarray) -> np.ndarray:
         """Query features [n, d] as encoded -> where the points live."""
         features = np.asarray(features, dtype=np.float32)
-        return features if self.space is None else project(features, self.space)
+        return features if self.space is None else self.space.project(features)
 
     def subset(self, slots: np.ndarray, points: bool = True) -> PackedArrays:
         """The point rows of `slots` only, as arrays of their own (slot i here = slots[i]):
@@ -93,9 +94,9 @@ class PackedArrays:
         )
 
         def take(values: np.ndarray) -> np.ndarray:
-            return np.asarray(values[rows]) if rows.size else np.asarray(values[:0])
+            return take_rows(values, rows)
 
-        width = self.dim if points else 0
+        width = self.feature_dim if points else 0
         return replace(
             self,
             names=[self.names[s] for s in slots],
@@ -121,7 +122,13 @@ class PackedArrays:
 
     @property
     def dim(self) -> int:
+        """Width of the points the scan reads (r in a compact space)."""
         return int(self.points.shape[1])
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the features as encoded (pair features; the query before projection)."""
+        return int(self.pair_features.shape[1])
 
     @cached_property
     def point_counts(self) -> np.ndarray:
@@ -135,6 +142,18 @@ class PackedArrays:
     @cached_property
     def pair_slot(self) -> np.ndarray:
         return np.repeat(np.arange(self.n_slots, dtype=np.int32), np.diff(self.pair_offsets))
+
+    @cached_property
+    def slot_max_sq_norms(self) -> np.ndarray:
+        """[S] float64: the largest squared norm of each slot's points (0 for an empty slot):
+        what bounds the bfloat16 scan's error per model (gmi.search.bf16.distance_error)."""
+        out = np.zeros(self.n_slots)
+        counts = self.point_counts
+        present = np.flatnonzero(counts > 0)
+        if present.size:
+            norms = np.asarray(self.sq_norms, dtype=np.float64)
+            out[present] = np.maximum.reduceat(norms, self.point_offsets[present])
+        return out
 
     @cached_property
     def live_slots(self) -> np.ndarray:
@@ -152,6 +171,18 @@ class PackedArrays:
             "pair_prompts": np.asarray(self.prompts[self.pair_prompt[q0:q1]]),
             "pair_texts": np.asarray(self.pair_text[q0:q1]),
         }
+
+
+def space_points(
+    space: FittedSpace, points: np.ndarray
+) -> tuple[np.ndarray | Bf16Rows, np.ndarray]:
+    """Points [n, d] as encoded -> as a learned space stores them: projected (centred, r
+    wide), in its storage type, with the squared norms of the STORED values (float64 sums
+    kept in float32), so that ||z - c||^2 >= 0 holds for the point the scan reads."""
+    projected = space.project(points)
+    stored = Bf16Rows.of(projected) if space.storage == "bfloat16" else projected
+    values = np.asarray(stored, dtype=np.float64)
+    return stored, np.einsum("pd,pd->p", values, values).astype(np.float32)
 
 
 def spec_rows(spec: Specification) -> dict[str, np.ndarray]:

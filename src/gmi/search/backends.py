@@ -1,5 +1,6 @@
-"""Fast exact local scoring over the flat packed arrays: numpy (float32 BLAS) or torch
-(CUDA when present, float16 storage there; selectable on the CPU).
+"""Fast exact local scoring over the flat packed arrays: numpy (float32 BLAS; bfloat16 points
+multiplied by torch without a copy) or torch (CUDA when present, float16 storage there;
+selectable on the CPU).
 
 Per query image z and model m with points c_j, log-weights l_j (prompt kernel + log beta):
 
@@ -17,7 +18,9 @@ import threading
 
 import numpy as np
 
+from gmi.search import bf16
 from gmi.search.arrays import PackedArrays
+from gmi.search.bf16 import Bf16Rows
 from gmi.search.weights import PointWeights
 
 CHUNK_POINTS = 1 << 17  # points per chunk: T x 131072 float32 temporaries
@@ -54,8 +57,7 @@ def local_numpy(
     for s, e in slot_chunks(offsets, s0, s1, chunk_points):
         p0, p1 = int(offsets[s]), int(offsets[e])
         if p1 > p0:
-            pts = np.asarray(arrays.points[p0:p1])
-            d2 = zz + np.asarray(arrays.sq_norms[p0:p1])[None] - 2.0 * (z @ pts.T)
+            d2 = zz + np.asarray(arrays.sq_norms[p0:p1])[None] - 2.0 * products(arrays, p0, p1, z)
             np.maximum(d2, 0.0, out=d2)
             logw = (weights.point_logits(arrays, tables, p0, p1)).astype(np.float32)
             logw += np.log(np.asarray(arrays.beta[p0:p1], dtype=np.float32))[None]
@@ -66,6 +68,14 @@ def local_numpy(
             norm = segment_lse(logw, starts, sizes)
             out[:, s - s0 + present] = -(near - norm)
     return out
+
+
+def products(arrays: PackedArrays, p0: int, p1: int, z: np.ndarray) -> np.ndarray:
+    """z . points[p0:p1] [T, p1 - p0] float32: BLAS for float32 points, the bfloat16 product
+    (torch, no copy of the rows) for bfloat16 ones."""
+    if isinstance(arrays.points, Bf16Rows):
+        return bf16.cross(arrays.points, p0, p1, z)
+    return z @ np.asarray(arrays.points[p0:p1]).T
 
 
 def segment_lse(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -86,8 +96,13 @@ class TorchLocal:
 
         self.torch = torch
         self.device = torch.device(device)
-        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        self.points = torch.as_tensor(np.array(arrays.points)).to(self.device, self.dtype)
+        stored = arrays.points
+        if isinstance(stored, Bf16Rows):  # kept bfloat16, copied from the rows' own memory
+            self.dtype = torch.bfloat16
+            self.points = stored.tensor().to(self.device)
+        else:
+            self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+            self.points = torch.as_tensor(np.array(stored)).to(self.device, self.dtype)
         self.sq_norms = torch.as_tensor(np.array(arrays.sq_norms)).to(self.device)
         log_beta = np.log(np.asarray(arrays.beta, dtype=np.float64)).astype(np.float32)
         self.log_beta = torch.as_tensor(log_beta).to(self.device)
@@ -120,7 +135,7 @@ class TorchLocal:
         for s, e in slot_chunks(offsets, s0, s1, chunk_points):
             p0, p1 = int(offsets[s]), int(offsets[e])
             if p1 > p0:
-                cross = (z.to(self.dtype) @ self.points[p0:p1].T).float()
+                cross = self.cross(z, p0, p1)
                 d2 = (zz + self.sq_norms[p0:p1][None] - 2.0 * cross).clamp_min_(0.0)
                 logw = self.log_beta[p0:p1][None].expand(t, -1)
                 if prompt_table is not None:
@@ -135,6 +150,17 @@ class TorchLocal:
         empty = torch.as_tensor(np.diff(offsets)[s0:s1] == 0).to(self.device)
         out[:, empty] = torch.inf
         return out.cpu().numpy()
+
+    def cross(self, z, p0: int, p1: int):
+        """z . points[p0:p1] in float32; bfloat16 points meet the query's high and low
+        bfloat16 parts (gmi.search.bf16.split), float16 ones the query rounded once."""
+        if self.dtype != self.torch.bfloat16:
+            return (z.to(self.dtype) @ self.points[p0:p1].T).float()
+        high = z.to(self.dtype)
+        low = (z - high.float()).to(self.dtype)
+        both = self.points[p0:p1] @ self.torch.cat([high, low]).T
+        t = z.shape[0]
+        return (both[:, :t].float() + both[:, t:].float()).T
 
     def segment_lse(self, values, seg, n: int):
         torch = self.torch

@@ -22,6 +22,7 @@ import numpy as np
 
 from gmi.search.arrays import PackedArrays
 from gmi.search.backends import local_numpy, segment_lse, torch_backend
+from gmi.search.bf16 import Bf16Rows, distance_error
 from gmi.search.rules import scoring_rule
 from gmi.search.searchers import EXACT, Searcher
 from gmi.search.weights import PointWeights
@@ -178,11 +179,34 @@ def _exact(arrays, query: Query, plan: RankPlan, rule) -> np.ndarray:
         keep = live - lo
         for g, group in enumerate(query.groups):
             out[g, live] = per_image[list(group)][:, keep].mean(axis=0)
+        if isinstance(arrays.points, Bf16Rows):
+            _rescore_band(arrays, out, query, plan, rule)
         return out
     out[:, live] = rule.reference(
         arrays, live, query.features, query.weights, query.groups, plan.combine
     )
     return out
+
+
+def _rescore_band(arrays, out, query: Query, plan: RankPlan, rule) -> None:
+    """bfloat16 points: the scan's distances lie within a known bound of float32's (
+    gmi.search.bf16.distance_error, x s*gamma through the log-sum-exp); every slot that could
+    be in a group's top k within that bound is scored again in float32 on its decoded rows,
+    so the top k is float32's. The band is a few models beyond the k (benchmarks/
+    compact_space.py reports it); in the worst case it is the hub, scored in float32."""
+    live = arrays.live_slots
+    zz = np.einsum("td,td->t", query.features, query.features)
+    bound = distance_error(zz, arrays.slot_max_sq_norms[live]) * rule.sharpness * arrays.gamma
+    bound += 1e-6  # the float32 exponentials and sums of the log-sum-exp
+    chosen = np.zeros(live.size, dtype=bool)
+    for g, group in enumerate(query.groups):
+        error = bound[list(group)].mean(axis=0)
+        row = out[g, live]
+        kth = _kth(row + error, min(plan.k, live.size))
+        chosen |= row - error <= kth
+    slots = live[chosen]
+    if slots.size:
+        out[:, slots] = _score(arrays.subset(slots), query, plan, rule)
 
 
 def _score_missing(arrays, out, query: Query, plan: RankPlan, rule) -> np.ndarray:

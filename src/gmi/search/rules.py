@@ -35,7 +35,8 @@ def padded(arrays: PackedArrays, slots: np.ndarray, gram: bool) -> tuple[SpecSta
     index = np.where(cell < counts[:, None], arrays.point_offsets[slots][:, None] + cell, -1)
     mask = index >= 0
     safe = np.where(mask, index, 0)
-    points = np.where(mask[..., None], np.asarray(arrays.points)[safe], 0.0).astype(np.float32)
+    rows = np.asarray(arrays.points[safe.ravel()]).reshape(*safe.shape, -1)  # decoded rows only
+    points = np.where(mask[..., None], rows, 0.0).astype(np.float32)
     beta = np.where(mask, np.asarray(arrays.beta)[safe], 0.0)
     prompts = np.asarray(arrays.prompts)[np.asarray(arrays.point_prompt)[safe]]
     g = (

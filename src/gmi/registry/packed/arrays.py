@@ -15,16 +15,18 @@ from gmi.registry.packed.layout import (
     PAIR_FILES,
     POINT_FILES,
     PROMPT_FILE,
-    SPACE_POINT_FILES,
     PackedState,
     array_file,
     map_rows,
     point_files,
     read_space,
     registry_gamma,
+    space_point_files,
+    widths,
     with_space,
 )
 from gmi.search.arrays import PackedArrays
+from gmi.search.bf16 import take_rows
 
 
 def open_arrays(home: Path, db: sqlite3.Connection, state: PackedState, dims: tuple[int, int]):
@@ -34,7 +36,6 @@ def open_arrays(home: Path, db: sqlite3.Connection, state: PackedState, dims: tu
         "SELECT name, alive, problem, point_start, point_count, pair_start, pair_count "
         "FROM packed_slots ORDER BY slot"
     ).fetchall()
-    d, e = dims
     root = home / PACKED_DIR / state.generation
     names = [r[0] for r in rows]
     table = np.array([r[3:] for r in rows], dtype=np.int64).reshape(-1, 4)
@@ -47,7 +48,8 @@ def open_arrays(home: Path, db: sqlite3.Connection, state: PackedState, dims: tu
     _check_contiguous(table)
     n_prompts = db.execute("SELECT COALESCE(MAX(id), 0) FROM packed_prompts").fetchone()[0]
     texts = [t for (t,) in db.execute("SELECT text FROM packed_texts ORDER BY id")]
-    width = {"d": d, "e": e, None: None}
+    space = read_space(root)
+    width = widths(dims, space)
     mapped = {
         name: map_rows(array_file(root, name, dtype), dtype, point_end, width[w])
         for name, (dtype, w) in POINT_FILES.items()
@@ -58,12 +60,11 @@ def open_arrays(home: Path, db: sqlite3.Connection, state: PackedState, dims: tu
             for name, (dtype, w) in PAIR_FILES.items()
         }
     )
-    space = read_space(root)
     if space is not None:
         mapped.update(
             {
                 name: map_rows(array_file(root, name, dtype), dtype, point_end, width[w])
-                for name, (dtype, w) in SPACE_POINT_FILES.items()
+                for name, (dtype, w) in space_point_files(space).items()
             }
         )
     name, dtype, w = PROMPT_FILE
@@ -92,7 +93,8 @@ def _check_contiguous(table: np.ndarray) -> None:
 def raw_points(arrays: PackedArrays, root: Path) -> PackedArrays:
     """Arrays whose points are the encoded ones again (for compaction and checks)."""
     point_end = int(arrays.point_offsets[-1]) if arrays.n_slots else 0
-    points = map_rows(array_file(root, "points", np.float32), np.float32, point_end, arrays.dim)
+    d = int(arrays.pair_features.shape[1])  # as encoded (a compact space's points are r wide)
+    points = map_rows(array_file(root, "points", np.float32), np.float32, point_end, d)
     norms = map_rows(array_file(root, "sq_norms", np.float32), np.float32, point_end, None)
     return replace(arrays, points=points, sq_norms=norms, space=None, device_copies={}, origin=None)
 
@@ -105,22 +107,21 @@ def slot_arrays(
 ) -> PackedArrays:
     """The packed rows of these slots (rows of SLOT_COLUMNS), copied into small in-memory
     PackedArrays: what a sync needs of a few models without reading the slot table whole."""
-    d, e = dims
     root = home / PACKED_DIR / state.generation
     point_end = max((r[3] + r[4] for r in rows), default=0)
     pair_end = max((r[5] + r[6] for r in rows), default=0)
-    width = {"d": d, "e": e, None: None}
+    space = read_space(root)
+    width = widths(dims, space)
     point_rows = np.concatenate([np.arange(r[3], r[3] + r[4]) for r in rows] or [[]]).astype(int)
     pair_rows = np.concatenate([np.arange(r[5], r[5] + r[6]) for r in rows] or [[]]).astype(int)
     taken = {}
-    space = read_space(root)
     for files, end, picked in (
         (point_files(space), point_end, point_rows),
         (PAIR_FILES, pair_end, pair_rows),
     ):
         for key, (dtype, w) in files.items():
             mapped = map_rows(array_file(root, key, dtype), dtype, end, width[w])
-            taken[key] = np.array(mapped[picked])
+            taken[key] = take_rows(mapped, picked)
     n_prompts = db.execute("SELECT COALESCE(MAX(id), 0) FROM packed_prompts").fetchone()[0]
     name, dtype, w = PROMPT_FILE
     prompts = map_rows(array_file(root, name, dtype), dtype, n_prompts, width[w])
@@ -144,7 +145,7 @@ def slot_pairs(home, db, state, dims, rows) -> tuple[np.ndarray, np.ndarray]:
 
 def pairs_of(arrays: PackedArrays, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if slots.size == 0:
-        return np.zeros((0, arrays.dim)), np.zeros((0, arrays.prompts.shape[1]))
+        return np.zeros((0, arrays.feature_dim)), np.zeros((0, arrays.prompts.shape[1]))
     rows = np.concatenate(
         [np.arange(arrays.pair_offsets[s], arrays.pair_offsets[s + 1]) for s in slots]
     )

@@ -14,12 +14,12 @@ from gmi.registry.packed.layout import (
     PackedSource,
     read_space,
     read_state,
-    space_rows,
     spec_or_problem,
 )
 from gmi.registry.packed.learned import learned_path, load_learned
 from gmi.registry.packed.reader import state_token
 from gmi.registry.packed.writer import sync
+from gmi.search.arrays import space_points
 from gmi.settings import HubSettings
 
 
@@ -78,10 +78,10 @@ def check_packed(source: PackedSource, settings: HubSettings) -> list[str]:
             ) and [arrays.texts[t] for t in packed["pair_texts"]] == list(spec.prompt_texts)
             if same and projected is not None and space is not None:
                 rows = slice(projected.point_offsets[slot], projected.point_offsets[slot + 1])
-                expected = space_rows(space, np.asarray(spec.points, dtype=np.float32))
+                stored, sq_norms = space_points(space, np.asarray(spec.points, np.float32))
                 same = np.allclose(
-                    projected.points[rows], expected["space_points"], rtol=1e-4, atol=1e-4
-                ) and np.allclose(projected.sq_norms[rows], expected["space_sq_norms"], rtol=1e-4)
+                    projected.points[rows], np.asarray(stored), rtol=1e-4, atol=1e-4
+                ) and np.allclose(projected.sq_norms[rows], sq_norms, rtol=1e-4)
             if not same:
                 problems.append(f"packed index: the rows of {name!r} differ from its spec file")
     learned = learned_path(source.home, state.token)

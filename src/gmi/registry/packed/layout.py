@@ -18,6 +18,8 @@ from safetensors import SafetensorError
 from gmi.errors import CorruptSpecError
 from gmi.registry.files import ModelRecord, SpecFiles
 from gmi.safetensors_io import load_with_metadata
+from gmi.search.arrays import space_points
+from gmi.search.bf16 import Bf16Rows
 from gmi.spec.space import FittedSpace
 from gmi.spec.specification import Specification
 
@@ -82,15 +84,26 @@ PROMPT_FILE = ("prompts", np.float32, "e")
 SPACE_FILE = "space.safetensors"
 
 
-SPACE_POINT_FILES = {
-    "space_points": (np.float32, "d"),
-    "space_sq_norms": (np.float32, None),
-}
+# a storage type that is not a numpy dtype: bfloat16 bit patterns (gmi.search.bf16), ".bf16"
+BF16 = "bf16"
+
+
+def space_point_files(space: FittedSpace) -> dict:
+    """A space's per-point files: its rows r wide ("r"), in the storage the space names (the
+    spaces before compact ones: float32, d wide, as they were written)."""
+    kind = BF16 if space.storage == "bfloat16" else np.float32
+    return {"space_points": (kind, "r"), "space_sq_norms": (np.float32, None)}
 
 
 def point_files(space: FittedSpace | None) -> dict:
     """The per-point files of a generation: the space's projected rows too when it has one."""
-    return {**POINT_FILES, **(SPACE_POINT_FILES if space is not None else {})}
+    return {**POINT_FILES, **(space_point_files(space) if space is not None else {})}
+
+
+def widths(dims: tuple[int, int], space: FittedSpace | None) -> dict:
+    """Row widths by key: "d" image dim, "e" prompt dim, "r" the space's dims, None scalar."""
+    d, e = dims
+    return {"d": d, "e": e, "r": space.dims if space is not None else d, None: None}
 
 
 def read_space(root: Path) -> FittedSpace | None:
@@ -106,11 +119,10 @@ def read_space(root: Path) -> FittedSpace | None:
 
 
 def space_rows(space: FittedSpace, points: np.ndarray) -> dict[str, np.ndarray]:
-    projected = space.project(points)
-    return {
-        "space_points": projected,
-        "space_sq_norms": np.einsum("pd,pd->p", projected, projected).astype(np.float32),
-    }
+    """The space files' rows of these points as encoded (bfloat16 rows as their bits)."""
+    stored, sq_norms = space_points(space, points)
+    rows = stored.bits if isinstance(stored, Bf16Rows) else stored
+    return {"space_points": rows, "space_sq_norms": sq_norms}
 
 
 def with_space(mapped: dict, space: FittedSpace | None) -> dict:
@@ -123,12 +135,19 @@ def with_space(mapped: dict, space: FittedSpace | None) -> dict:
         **mapped,
         "points": space_points,
         "sq_norms": space_norms,
-        "space": space.matrix,
+        "space": space,
         "gamma": space.gamma,
     }
 
 
-def array_file(root: Path, name: str, dtype: type) -> Path:
+def numpy_dtype(kind: type | str) -> np.dtype:
+    """The numpy type a file's rows are written as (BF16: their uint16 bit patterns)."""
+    return np.dtype(np.uint16) if kind == BF16 else np.dtype(kind)
+
+
+def array_file(root: Path, name: str, dtype: type | str) -> Path:
+    if dtype == BF16:
+        return root / f"{name}.{BF16}"
     return root / f"{name}.{np.dtype(dtype).str.lstrip('<>|=')}"
 
 
@@ -161,7 +180,10 @@ def sync_files(files: dict) -> None:
     files.clear()
 
 
-def map_rows(path: Path, dtype: type, rows: int, width: int | None) -> np.ndarray:
+def map_rows(path: Path, dtype: type | str, rows: int, width: int | None):
+    """The first `rows` rows of an array file, memory-mapped read-only (BF16: as Bf16Rows)."""
+    if dtype == BF16:
+        return Bf16Rows(map_rows(path, np.uint16, rows, width))
     shape = (rows,) if width is None else (rows, width)
     if rows == 0:
         return np.zeros(shape, dtype=dtype)

@@ -64,7 +64,7 @@ def fit_calibration(
         predicted[picked] = l2_normalise(image_to_prompt.predict(features[picked]))
         predict = predicted.__getitem__
     if arrays.space is not None:  # score where the points live; the ridge reads raw features
-        queries = np.zeros_like(features)
+        queries = np.zeros((features.shape[0], arrays.dim), np.float32)  # r wide if compact
         queries[picked] = arrays.to_space(features[picked])
         features = queries
     distances = held_out_distances(stack, features, pair_model, picked, predict, tau, scoring)
@@ -137,7 +137,7 @@ def learn(
     calibration on the models of `arrays` (a bounded sample)."""
     learned: dict[str, RidgeModel | Calibration] = {}
     ridge = None
-    if all_live and arrays.dim and 2 <= stats.n < arrays.dim:
+    if all_live and arrays.feature_dim and 2 <= stats.n < arrays.feature_dim:
         ridge = fitted_or_none(
             "image-to-prompt ridge", lambda: RidgeModel.fit(*pairs_of(arrays, arrays.live_slots))
         )

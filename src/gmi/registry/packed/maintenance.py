@@ -23,11 +23,11 @@ from gmi.registry.packed.layout import (
     PROMPT_FILE,
     SPACE_CHUNK,
     SPACE_FILE,
-    SPACE_POINT_FILES,
     PackedState,
     array_file,
     read_space,
     set_state,
+    space_point_files,
     space_rows,
     write_rows,
 )
@@ -54,18 +54,18 @@ def space_due(home, db, state, dims, settings: HubSettings) -> FittedSpace | Non
         return None
     if current is None and not enough_images(images, dims[0]):
         return None  # a young hub ranks as encoded until it has enough images
-    return _fit_hub_space(home, db, state, dims)
+    return _fit_hub_space(home, db, state, dims, settings)
 
 
-def _fit_hub_space(home, db, state, dims) -> FittedSpace | None:
+def _fit_hub_space(home, db, state, dims, settings: HubSettings) -> FittedSpace | None:
     """Fit the space on every live model's spec images (as encoded): one streamed pass over
     the packed pair rows, d x d memory, plus a sample of 2,048 images for the kernel width."""
     arrays, _ = open_arrays(home, db, state, dims)
     live = arrays.live_slots
     counts = np.diff(arrays.pair_offsets)
-    if live.size == 0 or not enough_images(int(counts[live].sum()), arrays.dim):
+    if live.size == 0 or not enough_images(int(counts[live].sum()), arrays.feature_dim):
         return None
-    stats = ScatterStatistics.empty(arrays.dim)
+    stats = ScatterStatistics.empty(arrays.feature_dim)
     for start in range(0, live.size, 1024):
         part = live[start : start + 1024]
         rows = np.concatenate(
@@ -78,7 +78,13 @@ def _fit_hub_space(home, db, state, dims) -> FittedSpace | None:
         [np.arange(arrays.pair_offsets[s], arrays.pair_offsets[s + 1]) for s in live]
     )
     sample = np.sort(np.random.default_rng(0).choice(every, min(every.size, 2048), replace=False))
-    return fit_space(stats, np.asarray(arrays.pair_features[sample]), live.size)
+    return fit_space(
+        stats,
+        np.asarray(arrays.pair_features[sample]),
+        live.size,
+        dims=settings.space_dims,
+        storage=settings.space_storage,
+    )
 
 
 def should_compact(db: sqlite3.Connection) -> bool:
@@ -112,10 +118,11 @@ def compact(home, db, state, dims, space: FittedSpace | None = None):
         for key, (dtype, _) in files.items():
             write_rows(array_file(root, key, dtype), 0, np.asarray(getattr(arrays, key))[rows])
     if space is not None:
+        files = space_point_files(space)
         for start in range(0, point_rows.size, SPACE_CHUNK):
             chunk = np.asarray(arrays.points[point_rows[start : start + SPACE_CHUNK]])
             for key, values in space_rows(space, chunk).items():
-                write_rows(array_file(root, key, SPACE_POINT_FILES[key][0]), start, values)
+                write_rows(array_file(root, key, files[key][0]), start, values)
         atomic_write(root / SPACE_FILE, save(space.to_tensors()))
     name, dtype, _ = PROMPT_FILE
     write_rows(array_file(root, name, dtype), 0, np.asarray(arrays.prompts))

@@ -53,7 +53,7 @@ def open_index(source: PackedSource, settings: HubSettings) -> PackedIndex:
             continue  # a newer state committed meanwhile (and removed this one's file)
         break
     # the learned file of the committed state is missing (e.g. deleted): refit, O(hub), rare
-    stats = statistics_of(arrays, arrays.live_slots, arrays.dim, arrays.prompts.shape[1])
+    stats = statistics_of(arrays, arrays.live_slots, arrays.feature_dim, arrays.prompts.shape[1])
     learned = learn(arrays, stats, settings)
     if not source.read_only:
         with contextlib.suppress(OSError, StorageError):

@@ -19,6 +19,7 @@ from gmi.registry.packed.layout import (
     PackedSource,
     PackedState,
     array_file,
+    numpy_dtype,
     point_files,
     read_space,
     read_state,
@@ -130,7 +131,7 @@ class _Appender:
             rows.update(space_rows(self.space, rows["points"]))
         for key, (dtype, _) in point_files(self.space).items():
             path = array_file(self.root, key, dtype)
-            write_rows(path, self.point_end, rows[key].astype(dtype), self.files)
+            write_rows(path, self.point_end, rows[key].astype(numpy_dtype(dtype)), self.files)
         for key, (dtype, _) in PAIR_FILES.items():
             path = array_file(self.root, key, dtype)
             write_rows(path, self.pair_end, rows[key].astype(dtype), self.files)
