@@ -2,7 +2,8 @@
 exact local rule on the shortlisted models only (gmi.search.ranking, searcher `ann`).
 
     .venv/bin/python benchmarks/ann.py --models N [--searcher ann|milvus] [--images K]
-        [--queries Q] [--nprobe P ...] [--encoder NAME] [--space identity|whiten] [--json]
+        [--queries Q] [--nprobe P ...] [--encoder NAME] [--space identity|whiten]
+        [--codec SQ8|Flat|PQ32] [--max-lists L] [--points-dir DIR] [--json]
 
 Without --encoder / --space it measures what a new registry uses (DEFAULT_ENCODER, and the
 points in the hub-learned space fitted on the first 2,048 models); "config" in each row says
@@ -40,88 +41,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scale import ZOO_IMAGES, Synthetic, _rss_mb, config_of, zoo_features
+from scale import Synthetic, _rss_mb, config_of, zoo_features
+from synthetic_hub import points_bytes, space_of, synthetic_arrays
 
 from gmi.encoders import DEFAULT_ENCODER
-from gmi.search import ann, ranking
-from gmi.search.arrays import PackedArrays, space_points
-from gmi.search.bf16 import Bf16Rows
+from gmi.search import ann, faiss_index, ranking
+from gmi.search.arrays import PackedArrays
 from gmi.search.weights import PointWeights
 from gmi.settings import HubSettings
 from gmi.spec.kernels import default_gamma
-from gmi.spec.space import DEFAULT_SPACE, DEFAULT_SPACE_DIMS, SPACES, fit_space_of, storage_of
-
-
-def synthetic_arrays(
-    synthetic: Synthetic, n: int, images: int, gamma: float, space=None
-) -> PackedArrays:
-    """n synthetic models of `images` points each (one point per image, beta uniform), built
-    vectorised in chunks: the same distribution as scale.py's models. With `space`, each
-    chunk is projected as it is made (a registry's packed rows: r wide, in the space's
-    storage), so a 10^5-model hub never holds its 1,056-d points at once."""
-    zoo = synthetic.zoo
-    d = synthetic.dim
-    width = d if space is None else space.dims
-    stored = np.empty(
-        (n * images, width),
-        np.uint16 if space is not None and space.storage == "bfloat16" else np.float32,
-    )
-    sq_norms = np.empty(n * images, np.float32)
-    point_prompt = np.empty(n * images, np.int32)
-    rng = np.random.default_rng([synthetic.seed, 42])
-    chunk = 4096
-    for s in range(0, n, chunk):
-        e = min(s + chunk, n)
-        ids = np.arange(s, e)
-        base = ids % synthetic.n_zoo
-        rows = rng.integers(0, ZOO_IMAGES, size=(e - s, images))
-        offsets = np.stack([synthetic._offset(int(i)) for i in ids])
-        noise = rng.normal(size=(e - s, images, d)) * synthetic.noise
-        block = (zoo["spec"][base[:, None], rows] + offsets[:, None, :] + noise).reshape(-1, d)
-        block = block.astype(np.float32)
-        if space is None:
-            values, norms = block, np.einsum("pd,pd->p", block, block)
-        else:
-            values, norms = space_points(space, block)
-            values = values.bits if isinstance(values, Bf16Rows) else values
-        stored[s * images : e * images] = values
-        sq_norms[s * images : e * images] = norms
-        point_prompt[s * images : e * images] = (base[:, None] * ZOO_IMAGES + rows).ravel()
-    prompts = zoo["prompts"].reshape(-1, zoo["prompts"].shape[-1]).astype(np.float32)
-    prompts /= np.linalg.norm(prompts, axis=1, keepdims=True)
-    return PackedArrays(
-        names=[f"synthetic/m{i:07d}" for i in range(n)],
-        alive=np.ones(n, bool),
-        point_offsets=np.arange(0, n * images + 1, images, dtype=np.int64),
-        points=Bf16Rows(stored) if stored.dtype == np.uint16 else stored,
-        sq_norms=sq_norms,
-        beta=np.full(n * images, 1.0 / images),
-        point_prompt=point_prompt,
-        point_text=np.full(n * images, -1, np.int32),
-        prompts=prompts,
-        pair_offsets=np.zeros(n + 1, np.int64),
-        pair_features=np.zeros((0, d), np.float32),
-        pair_prompt=np.zeros(0, np.int32),
-        pair_text=np.zeros(0, np.int32),
-        texts=[],
-        gamma=gamma if space is None else space.gamma,
-        space=space,
-    )
-
-
-def points_bytes(arrays: PackedArrays) -> int:
-    points = arrays.points
-    return points.bits.nbytes if isinstance(points, Bf16Rows) else points.nbytes
-
-
-def space_of(arrays: PackedArrays, images: int, models: int = 2048, dims: int | None = None):
-    """The hub-learned space fitted on (up to) the first 2,048 models' points, as a registry
-    fits it on its spec images (labels = models); `dims` directions (default: a new
-    registry's, DEFAULT_SPACE_DIMS; 0 = all), stored as a registry with those dims stores."""
-    dims = DEFAULT_SPACE_DIMS if dims is None else dims
-    n = min(models, arrays.n_slots)
-    points = np.asarray(arrays.points[: n * images]).reshape(n, images, -1)
-    return fit_space_of(list(points), dims=dims, storage=storage_of(dims))
+from gmi.spec.space import DEFAULT_SPACE, DEFAULT_SPACE_DIMS, SPACES
 
 
 def exact_top10(arrays, features, prompts, tau, k=10, batch=32) -> list[np.ndarray]:
@@ -137,7 +66,7 @@ def exact_top10(arrays, features, prompts, tau, k=10, batch=32) -> list[np.ndarr
     return out
 
 
-def index_size_mb(built: ann.BuiltIndex) -> float:
+def index_size_mb(built: faiss_index.BuiltIndex) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "index.faiss"
         ann.faiss_module().write_index(built.index, str(path))
@@ -157,7 +86,8 @@ def measure(args: argparse.Namespace) -> list[dict]:
         first = synthetic_arrays(synthetic, min(args.models, 2048), args.images, gamma)
         space = space_of(first, args.images, dims=args.space_dims)
         del first
-    arrays = synthetic_arrays(synthetic, args.models, args.images, gamma, space)
+    folder = Path(args.points_dir).expanduser() if args.points_dir else None
+    arrays = synthetic_arrays(synthetic, args.models, args.images, gamma, space, folder)
     made_s = time.perf_counter() - t0
     rng = np.random.default_rng(1)
     targets = rng.choice(args.models, args.queries, replace=args.queries > args.models)
@@ -174,8 +104,10 @@ def measure(args: argparse.Namespace) -> list[dict]:
         exact_top10(arrays, features[[q]], prompts[[q]], tau)
         single.append(1000 * (time.perf_counter() - t0))
 
-    ann.PCA_DIM = args.pca
-    ann.PROBE_FACTOR = args.probe_factor
+    faiss_index.PCA_DIM = args.pca
+    faiss_index.PROBE_FACTOR = args.probe_factor
+    faiss_index.LIST_CODEC = args.codec
+    faiss_index.MAX_LISTS = args.max_lists
     searcher = load(args)
     t0 = time.perf_counter()
     built = searcher.prepare(arrays)
@@ -183,7 +115,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
     size_mb = searcher.size_mb(built)
     results = []
     for nprobe in args.nprobe:
-        ann.NPROBE = nprobe
+        faiss_index.NPROBE = nprobe
         times, recall, certified, rounds, candidates = [], [], [], [], []
         for q in range(len(features)):
             weights = PointWeights.from_prompts(prompts[[q]], 1, tau)
@@ -246,8 +178,10 @@ class _Faiss:
         timing = self.cache.with_suffix(".json")
         if path.exists() and timing.exists():
             index = ann.faiss_module().read_index(str(path))
-            trained = json.loads(timing.read_text())["trained_rows"]
-            built = ann.BuiltIndex(index, "", index.ntotal, trained)
+            saved = json.loads(timing.read_text())
+            built = faiss_index.BuiltIndex(
+                index, "", index.ntotal, saved["trained_rows"], error=saved.get("error", 0.0)
+            )
             arrays.device_copies["ann"] = built
             self.build_s = json.loads(timing.read_text())["build_s"]
             return built
@@ -255,7 +189,8 @@ class _Faiss:
         built = self.searcher.index_for(arrays)
         self.build_s = time.perf_counter() - t0
         ann.faiss_module().write_index(built.index, str(path))
-        timing.write_text(json.dumps({"build_s": self.build_s, "trained_rows": built.trained_rows}))
+        saved = {"build_s": self.build_s, "trained_rows": built.trained_rows, "error": built.error}
+        timing.write_text(json.dumps(saved))
         return built
 
     def size_mb(self, built) -> float:
@@ -269,7 +204,7 @@ def load(args: argparse.Namespace):
     if args.searcher == "ann":
         name = (
             f"ann-{args.models}-{args.images}-{args.encoder.replace(':', '_')}-pca{args.pca}"
-            f"-{args.space}{args.space_dims}"
+            f"-{args.space}{args.space_dims}-{args.codec}-{args.max_lists}"
         )
         return _Faiss(Path(args.cache).expanduser() / name if args.cache_index else None)
     from gmi.search.milvus import MilvusBench
@@ -336,15 +271,28 @@ def main() -> None:
     parser.add_argument("--milvus-uri", default=None)
     parser.add_argument("--images", type=int, default=16, help="spec images (points) per model")
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--nprobe", type=int, nargs="+", default=[ann.NPROBE])
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[faiss_index.NPROBE])
     parser.add_argument(
         "--probe-factor",
         type=float,
-        default=ann.PROBE_FACTOR,
+        default=faiss_index.PROBE_FACTOR,
         help="probe lists holding this many times the points asked for (small: see nprobe's "
         "own effect, the recall curve)",
     )
-    parser.add_argument("--pca", type=int, default=ann.PCA_DIM, help="index PCA dims (0: off)")
+    parser.add_argument(
+        "--pca", type=int, default=faiss_index.PCA_DIM, help="index PCA dims (0: off)"
+    )
+    parser.add_argument(
+        "--codec",
+        default=faiss_index.LIST_CODEC,
+        help="inverted lists' encoding: SQ8 (default), Flat, PQ32, ...",
+    )
+    parser.add_argument("--max-lists", type=int, default=faiss_index.MAX_LISTS)
+    parser.add_argument(
+        "--points-dir",
+        default=None,
+        help="keep the generated point rows in this folder (memory-mapped; reused next run)",
+    )
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="default: the registry's")
     parser.add_argument(
         "--space", choices=SPACES, default=DEFAULT_SPACE, help="default: the registry's"

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from ann import space_of, synthetic_arrays
 from scale import Synthetic, _rss_mb, zoo_features
+from synthetic_hub import space_of, synthetic_arrays
 
 from gmi.encoders import DEFAULT_ENCODER
 from gmi.search import ranking

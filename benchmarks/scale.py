@@ -115,7 +115,7 @@ class Synthetic:
         self.n_zoo = spec.shape[0]
         self.texts = [f"zoo prompt {i}" for i in range(zoo["text_index"].max() + 1)]
 
-    def _offset(self, i: int) -> np.ndarray:
+    def style_offset(self, i: int) -> np.ndarray:
         return np.random.default_rng([self.seed, i, 1]).normal(size=self.dim) * self.offset
 
     def model(self, i: int, gamma: float):
@@ -123,7 +123,7 @@ class Synthetic:
         base = i % self.n_zoo
         rows = rng.choice(self.zoo["spec"].shape[1], self.images, replace=True)
         noise = rng.normal(size=(self.images, self.dim)) * self.noise
-        z = (self.zoo["spec"][base, rows] + self._offset(i) + noise).astype(np.float32)
+        z = (self.zoo["spec"][base, rows] + self.style_offset(i) + noise).astype(np.float32)
         q = self.zoo["prompts"][base, rows]
         words = [
             self.texts[self.zoo["text_index"][base * self.zoo["spec"].shape[1] + r]] for r in rows
@@ -134,7 +134,11 @@ class Synthetic:
         rng = np.random.default_rng([self.seed, i, 3, j])
         base = i % self.n_zoo
         k = j % self.zoo["queries"].shape[1]
-        z = self.zoo["queries"][base, k] + self._offset(i) + rng.normal(size=self.dim) * self.noise
+        z = (
+            self.zoo["queries"][base, k]
+            + self.style_offset(i)
+            + rng.normal(size=self.dim) * self.noise
+        )
         return z.astype(np.float32), self.zoo["query_prompts"][base, k]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import run_gmi
-from gmi.search import ann, ranking
+from gmi.search import ann, faiss_index, ranking
 from gmi.search.arrays import PackedArrays
 from gmi.search.weights import PointWeights
 from gmi.spec.specification import build_specification
@@ -50,14 +50,15 @@ def compare(arrays, features, groups, weights, k=10):
     return report
 
 
-@pytest.mark.parametrize("index", ["flat", "ivf", "pca+ivf"])
+@pytest.mark.parametrize("index", ["flat", "ivf-flat", "ivf-sq8", "pca+ivf-sq8"])
 def test_shortlist_gives_the_exact_top_k_for_each_of_many_queries(monkeypatch, index):
     arrays, centres, rng = clustered_arrays()
-    if index != "flat":  # an inverted file probed in full: exact neighbours, the IVF code path
-        monkeypatch.setattr(ann, "FLAT_MAX_ROWS", 100)
-        monkeypatch.setattr(ann, "NPROBE", 10**6)
-    if index == "pca+ivf":  # projected distances are lower bounds: still certified
-        monkeypatch.setattr(ann, "PCA_DIM", 8)
+    if index != "flat":  # an inverted file probed in full: the IVF code path
+        monkeypatch.setattr(faiss_index, "FLAT_MAX_ROWS", 100)
+        monkeypatch.setattr(faiss_index, "NPROBE", 10**6)
+        monkeypatch.setattr(faiss_index, "LIST_CODEC", "Flat" if index == "ivf-flat" else "SQ8")
+    if index == "pca+ivf-sq8":  # projected distances are lower bounds: still certified
+        monkeypatch.setattr(faiss_index, "PCA_DIM", 8)
     monkeypatch.setattr(ranking, "INITIAL_POINTS", 16)  # small: several rounds get exercised
     targets = rng.choice(len(centres), 12, replace=False)
     features = (centres[targets] + 0.25 * rng.normal(size=(12, centres.shape[1]))).astype(
@@ -70,7 +71,11 @@ def test_shortlist_gives_the_exact_top_k_for_each_of_many_queries(monkeypatch, i
         rounds.append(compare(arrays, features[[q]], [[0]], weights)["rounds"])
     assert max(rounds) > 1  # a shortlist too small to certify was widened
     built = arrays.device_copies["ann"]
-    assert built.kind.startswith({"flat": "flat", "ivf": "ivf", "pca+ivf": "pca8,ivf"}[index])
+    kinds = {"flat": "flat", "ivf-flat": "ivf", "ivf-sq8": "ivf", "pca+ivf-sq8": "pca8,ivf"}
+    assert built.kind.startswith(kinds[index])
+    assert built.kind.endswith({"flat": "flat", "ivf-flat": ",flat"}.get(index, ",sq8"))
+    # exact lists measure the points; 8-bit lists their reconstructions, within `error`
+    assert (built.error == 0) == (index in ("flat", "ivf-flat"))
     # several images as one requirement, and several requirements at once
     compare(arrays, features[:6], [[0, 1, 2], [3, 4, 5]], PointWeights.uniform(6))
 
@@ -176,7 +181,7 @@ def test_stale_or_damaged_index_is_detected_and_rebuilt(ann_home, query_images, 
     query = [query_images["photo-base"]]
     want = ranking_of(hub.identify(query, top=3, exact=True))
     hub.search_index(rebuild=True)
-    [(path, generation, _, _)] = ann.stored_files(home)
+    [(path, generation, *_)] = ann.stored_files(home)
 
     # damaged bytes: `gmi check` says so, a fresh process does not use it
     path.write_bytes(b"not a faiss index")
@@ -271,3 +276,34 @@ def test_slots_asked_for_are_scored_even_when_not_shortlisted():
     asked = ranking.distances(arrays, feature, weights, [[0]], searcher=ann.ANN, k=5, always=[far])
     exact = ranking.distances(arrays, feature, weights, [[0]])
     np.testing.assert_allclose(asked[0, far], exact[0, far], rtol=1e-5)
+
+
+def test_quantised_lists_are_within_their_recorded_error_of_every_point(monkeypatch):
+    """What the certificate over 8-bit lists rests on: every distance the index reports is
+    within `error` (as a distance) of the point's own, for points it returns."""
+    arrays, centres, rng = clustered_arrays(models=200)
+    monkeypatch.setattr(faiss_index, "LIST_CODEC", "SQ8")
+    monkeypatch.setattr(faiss_index, "FLAT_MAX_ROWS", 100)
+    built = faiss_index.build(np.asarray(arrays.points), "g")
+    assert built.kind.endswith(",sq8") and 0 < built.error < 1.0
+    queries = (centres[:20] + 0.3 * rng.normal(size=(20, centres.shape[1]))).astype(np.float32)
+    d2, ids, _ = built.search(queries, 50)
+    exact = ann.exact_d2(arrays, queries, ids)
+    gap = np.abs(np.sqrt(np.maximum(d2, 0)) - np.sqrt(exact))
+    assert gap.max() <= built.error
+    assert gap.max() > 0  # the lists are approximate: without the error the bound would lie
+
+
+def test_a_saved_quantised_index_keeps_its_error(monkeypatch, tmp_path):
+    """The error travels in the file name (one rename with the index), rounded up: a reopened
+    8-bit index certifies as the one that was built."""
+    arrays, _, _ = clustered_arrays(models=200)
+    monkeypatch.setattr(faiss_index, "FLAT_MAX_ROWS", 100)
+    arrays = dataclasses.replace(arrays, origin=(str(tmp_path), "gen1"), device_copies={})
+    built = faiss_index.build(np.asarray(arrays.points), "gen1")
+    ann.save(tmp_path, built)
+    [(_, generation, rows, trained, error)] = ann.stored_files(tmp_path)
+    assert (generation, rows, trained) == ("gen1", len(arrays.points), len(arrays.points))
+    assert built.error <= error <= built.error + ann.ERROR_UNIT
+    loaded, why = ann.load(tmp_path, arrays)
+    assert why == "ok" and loaded.error == error and loaded.kind == built.kind

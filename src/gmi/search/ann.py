@@ -1,9 +1,7 @@
 """The embedded approximate searcher (`gmi init --searcher ann`): FAISS over every spec point.
 
-Why FAISS and which index (benchmarks/ann.py, docs/scale.md): below FLAT_MAX_ROWS points an
-exact FAISS scan (IndexFlatL2) is already fast; above, an inverted file (IVF, Flat lists:
-exact distances inside the probed lists) trained on a sample of the points. HNSW was measured
-beside it: it cannot delete, and its build on a 2-core machine is several times slower.
+Which index and how it is searched (an exact scan up to 65,536 points, above an inverted file
+with 8-bit lists whose reconstruction error the shortlist allows for): gmi.search.faiss_index.
 
 What is indexed: the packed index's point rows as the ranking core reads them (projected when
 the hub has a learned space), with FAISS id = packed row. So the index of a packed
@@ -13,7 +11,8 @@ makes a new generation, and with it a new index. Consequences:
 
 - in a process, the index of (home, generation) is kept and the rows committed since are
   added on the next query (a submit costs the search index O(its own points));
-- on disk, `ann/<generation>-<rows>-<trained>.faiss` beside the registry, written atomically,
+- on disk, `ann/<generation>-<rows>-<trained>[-<error>].faiss` beside the registry, written
+  atomically (the error of quantised lists in the name, in ERROR_UNIT, rounded up),
   and rewritten only when the rows added since grew by SAVE_GROWTH (amortised O(1) per row);
 - an index file of another generation, unreadable, of another width, or whose sampled rows
   are not found at their own ids is STALE: ignored and rebuilt, never used;
@@ -28,114 +27,21 @@ import contextlib
 import math
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gmi.search import faiss_index
 from gmi.search.arrays import PackedArrays
+from gmi.search.faiss_index import BuiltIndex, build, faiss_module, verify
 from gmi.search.shortlist import Shortlist
 
 ANN_DIR = "ann"
-FLAT_MAX_ROWS = 65_536  # up to here an exact FAISS scan; above, an inverted file
-NPROBE = 32  # inverted lists probed per query at least (benchmarks/ann.py: recall vs latency)
-# an inverted file may index the points' first PCA_DIM principal components (0: all of the
-# point): 4x smaller at 1056-d and still certifiable (projected distances are lower bounds),
-# but the looser radius needs more rounds (benchmarks/ann.py --pca; docs/scale.md)
-PCA_DIM = 0
-PROBE_FACTOR = 4.0  # probe lists holding about this many times the points asked for
-TRAIN_PER_LIST = 32  # k-means training points per inverted list
 RETRAIN_GROWTH = 4.0  # retrain the inverted file when the rows grew this much since training
 SAVE_GROWTH = 1.25  # rewrite the file when its rows grew by this factor since the last save
-ADD_CHUNK = 65_536  # rows added per step (bounded memory when building from memory maps)
 VERIFY_ROWS = 8  # rows checked at their own ids when a file is opened
-
-
-def faiss_module():
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - faiss-cpu is a dependency
-        raise RuntimeError("the ann searcher needs FAISS: pip install faiss-cpu") from exc
-    return faiss
-
-
-def lists_for(rows: int) -> int:
-    """Inverted lists for `rows` points: a power of two near 4 sqrt(rows) (FAISS's advice)."""
-    return int(2 ** round(math.log2(max(4 * math.sqrt(max(rows, 1)), 16))))
-
-
-def search_parameters(index: object, probes: int) -> object:
-    """Per-call probe count (no shared state: concurrent searches may ask for different ones)."""
-    faiss = faiss_module()
-    ivf = faiss.SearchParametersIVF(nprobe=int(probes))
-    if isinstance(index, faiss.IndexPreTransform):
-        return faiss.SearchParametersPreTransform(index_params=ivf)
-    return ivf
-
-
-@dataclass
-class BuiltIndex:
-    """A FAISS index over rows [0, rows) of one packed generation."""
-
-    index: object
-    generation: str
-    rows: int
-    trained_rows: int  # rows when the inverted file was trained; 0 for an exact scan
-    saved_rows: int = 0  # rows of the newest file on disk (0: none)
-
-    @property
-    def kind(self) -> str:
-        if self.trained_rows == 0:
-            return "flat"
-        ivf = faiss_module().extract_index_ivf(self.index)
-        pca = f"pca{ivf.d}," if ivf.d != self.index.d else ""
-        return f"{pca}ivf{ivf.nlist},flat"
-
-    def add(self, points: np.ndarray, start: int, end: int) -> None:
-        for s in range(start, end, ADD_CHUNK):
-            e = min(s + ADD_CHUNK, end)
-            self.index.add(np.ascontiguousarray(points[s:e], dtype=np.float32))
-        self.rows = end
-
-    def probes(self, n: int) -> int:
-        """Inverted lists to probe for n neighbours: NPROBE, or enough lists to hold about
-        PROBE_FACTOR * n points (a wider shortlist must look further, not only keep more of
-        the same lists)."""
-        ivf = faiss_module().extract_index_ivf(self.index)
-        wanted = math.ceil(PROBE_FACTOR * n * ivf.nlist / max(self.rows, 1))
-        return min(max(NPROBE, wanted), ivf.nlist)
-
-    def search(self, features: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(squared distances, ids, exhaustive) of the n nearest indexed points per row;
-        exhaustive: every point was looked at and returned (an exact scan with n >= rows)."""
-        looked_at_all, params = True, None
-        if self.trained_rows:
-            probes = self.probes(n)
-            looked_at_all = probes >= faiss_module().extract_index_ivf(self.index).nlist
-            params = search_parameters(self.index, probes)
-        d2, ids = self.index.search(
-            np.ascontiguousarray(features, dtype=np.float32), n, params=params
-        )
-        return d2, ids, looked_at_all and n >= self.rows
-
-
-def build(points: np.ndarray, generation: str, rows: int | None = None) -> BuiltIndex:
-    """A new index over points[:rows] (an exact scan when small, else a trained IVF)."""
-    faiss = faiss_module()
-    rows = len(points) if rows is None else rows
-    d = int(points.shape[1])
-    if rows <= FLAT_MAX_ROWS:
-        built = BuiltIndex(faiss.IndexFlatL2(d), generation, 0, 0)
-    else:
-        nlist = lists_for(rows)
-        reduce = f"PCA{PCA_DIM}," if 0 < PCA_DIM < d else ""
-        index = faiss.index_factory(d, f"{reduce}IVF{nlist},Flat")
-        sample = np.random.default_rng(0).choice(rows, min(rows, TRAIN_PER_LIST * nlist), False)
-        index.train(np.ascontiguousarray(points[np.sort(sample)], dtype=np.float32))
-        built = BuiltIndex(index, generation, 0, rows)
-    built.add(points, 0, rows)
-    return built
+ERROR_UNIT = 1e-9  # a file name keeps the index's reconstruction error in these units
 
 
 def index_dir(home: str | Path) -> Path:
@@ -143,7 +49,12 @@ def index_dir(home: str | Path) -> Path:
 
 
 def _file_name(built: BuiltIndex) -> str:
-    return f"{built.generation}-{built.rows}-{built.trained_rows}.faiss"
+    """generation-rows-trained[-error].faiss: the error (rounded up) travels in the name, so
+    it is written in the same rename as the index it belongs to."""
+    name = f"{built.generation}-{built.rows}-{built.trained_rows}"
+    if built.error > 0:
+        name += f"-{math.ceil(built.error / ERROR_UNIT)}"
+    return f"{name}.faiss"
 
 
 def save(home: str | Path, built: BuiltIndex) -> Path:
@@ -163,54 +74,22 @@ def save(home: str | Path, built: BuiltIndex) -> Path:
     return path
 
 
-def _parse(path: Path) -> tuple[str, int, int] | None:
+def _parse(path: Path) -> tuple[str, int, int, float] | None:
     parts = path.stem.split("-")
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
-        return None
-    return parts[0], int(parts[1]), int(parts[2])
+    if len(parts) not in (3, 4) or not all(p.isdigit() for p in parts[1:]):
+        return None  # (3 parts: written before quantised lists, whose error is 0)
+    error = int(parts[3]) * ERROR_UNIT if len(parts) == 4 else 0.0
+    return parts[0], int(parts[1]), int(parts[2]), error
 
 
-def stored_files(home: str | Path) -> list[tuple[Path, str, int, int]]:
-    """(path, generation, rows, trained rows) of the index files beside a registry."""
+def stored_files(home: str | Path) -> list[tuple[Path, str, int, int, float]]:
+    """(path, generation, rows, trained rows, error) of the index files beside a registry."""
     found = []
     for path in index_dir(home).glob("*.faiss") if index_dir(home).is_dir() else []:
         parsed = _parse(path)
         if parsed is not None:
             found.append((path, *parsed))
     return found
-
-
-VERIFY_NEIGHBOURS = 16
-
-
-def verify(built: BuiltIndex, points: np.ndarray, rows: np.ndarray) -> list[int]:
-    """The rows (of `rows`) NOT found at their own id as their own nearest point (ties at the
-    same distance allowed: duplicate images): an index that fails this does not hold these
-    points under these ids."""
-    rows = rows[rows < min(built.rows, len(points))]
-    if rows.size == 0:
-        return []
-    probe = np.ascontiguousarray(np.asarray(points[rows], dtype=np.float32))
-    # a point is in the list of its nearest centroid: one probe finds it
-    params = search_parameters(built.index, 1) if built.trained_rows else None
-    d2, ids = built.index.search(probe, VERIFY_NEIGHBOURS, params=params)
-    tolerance = 1e-5 * (1.0 + np.einsum("nd,nd->n", probe, probe))
-    missing = []
-    for r, found, dist, tol, point in zip(rows, ids, d2, tolerance, probe, strict=True):
-        tied = found[(dist <= dist[0] + tol) & (found >= 0)]
-        if r in tied:
-            continue
-        if tied.size == found.size and _same_points(points, tied, point, tol):
-            continue  # more identical points than neighbours asked for (black images)
-        missing.append(int(r))
-    return missing
-
-
-def _same_points(points: np.ndarray, ids: np.ndarray, point: np.ndarray, tol: float) -> bool:
-    """Whether every id found holds this very point: the index maps those ids to copies of
-    it, which is all a search can tell when copies outnumber the neighbours returned."""
-    found = np.asarray(points[np.sort(ids)], dtype=np.float32)
-    return bool((((found - point) ** 2).sum(axis=1) <= tol).all())
 
 
 STALE = "of another generation (stale)"
@@ -234,14 +113,14 @@ def load(home: str | Path, arrays: PackedArrays) -> tuple[BuiltIndex | None, str
     if not files:
         others = stored_files(home)
         return None, (STALE if others else "missing")
-    path, _, rows, trained = max(files, key=lambda f: f[2])
+    path, _, rows, trained, error = max(files, key=lambda f: f[2])
     try:
         index = faiss_module().read_index(str(path))
     except RuntimeError as exc:
         return None, f"unreadable ({str(exc).splitlines()[0][:120]})"
     if index.ntotal != rows or index.d != arrays.dim:
         return None, f"holds {index.ntotal} rows of width {index.d}, not {rows} of {arrays.dim}"
-    built = BuiltIndex(index, generation, rows, trained, saved_rows=rows)
+    built = BuiltIndex(index, generation, rows, trained, saved_rows=rows, error=error)
     sample = np.unique(np.r_[0, rows - 1, np.linspace(0, rows - 1, VERIFY_ROWS - 2).astype(int)])
     missing = verify(built, arrays.points, sample[sample >= 0])
     if missing:
@@ -286,7 +165,7 @@ class AnnSearcher:
                 self.events.append("retrained: the hub outgrew the inverted file")
                 built = self._open[home] = build(arrays.points, generation, rows)
                 self._save(home, built)
-            elif not built.trained_rows and rows > FLAT_MAX_ROWS:
+            elif not built.trained_rows and rows > faiss_index.FLAT_MAX_ROWS:
                 self.events.append("retrained: the hub outgrew an exact scan")
                 built = self._open[home] = build(arrays.points, generation, rows)
                 self._save(home, built)
@@ -337,7 +216,27 @@ class AnnSearcher:
         built = self.index_for(arrays)
         n = min(n, max(built.rows, 1))
         d2, ids, exhaustive = built.search(features, n)
-        return Shortlist.from_neighbours(arrays, ids, d2, exhaustive=exhaustive)
+        if built.error == 0:  # exact lists: the index's distances are the points'
+            return Shortlist.from_neighbours(arrays, ids, d2, exhaustive=exhaustive)
+        # quantised lists: the index measured reconstructions; a point it did not return lies
+        # beyond sqrt(d_N) - error, and the points it did return are measured again exactly
+        farthest = np.sqrt(np.where(ids >= 0, d2, 0.0).max(axis=1).astype(np.float64))
+        radius2 = np.maximum(farthest - built.error, 0.0) ** 2
+        return Shortlist.from_neighbours(
+            arrays, ids, exact_d2(arrays, features, ids), exhaustive=exhaustive, radius2=radius2
+        )
+
+
+def exact_d2(arrays: PackedArrays, features: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """[T, n] squared distances of the images [T] to the packed rows `ids` (-1 or beyond the
+    arrays: inf), from the stored points; each row read once, in order."""
+    out = np.full(ids.shape, np.inf)
+    valid = (ids >= 0) & (ids < len(arrays.points))
+    rows, where = np.unique(ids[valid], return_inverse=True)
+    image = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)[valid]
+    diff = np.asarray(arrays.points[rows], dtype=np.float32)[where] - features[image]
+    out[valid] = np.einsum("fd,fd->f", diff, diff, dtype=np.float64)
+    return out
 
 
 def check_index(arrays: PackedArrays, sample: int = 64) -> list[str]:

@@ -31,14 +31,23 @@ class Shortlist:
 
     @classmethod
     def from_neighbours(
-        cls, arrays: PackedArrays, ids: np.ndarray, d2: np.ndarray, exhaustive: bool
+        cls,
+        arrays: PackedArrays,
+        ids: np.ndarray,
+        d2: np.ndarray,
+        exhaustive: bool,
+        radius2: np.ndarray | None = None,
     ) -> Shortlist:
         """From a k-NN answer over point rows: ids/d2 [T, n] (id -1: no more points). Rows
-        beyond these arrays (indexed by a newer state) and dead slots are dropped."""
+        beyond these arrays (indexed by a newer state) and dead slots are dropped. `radius2`
+        [T]: how far the index vouches that nothing unreturned lies (default: its farthest
+        answer; less when its distances are approximate)."""
         returned = ids >= 0
         # the N-th distance; an index that returned fewer (an inverted file probes some lists
         # only) vouches for its farthest answer, not beyond; none at all vouches for nothing
-        radius2 = np.where(returned, d2, -np.inf).max(axis=1).astype(np.float64)
+        if radius2 is None:
+            radius2 = np.where(returned, d2, -np.inf).max(axis=1)
+        radius2 = np.asarray(radius2, dtype=np.float64)
         radius2 = np.inf if exhaustive else np.maximum(radius2, 0.0)
         radius2 = np.broadcast_to(radius2, (ids.shape[0],)).astype(np.float64)
         valid = returned & (ids < len(arrays.points))
