@@ -108,6 +108,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
     faiss_index.PROBE_FACTOR = args.probe_factor
     faiss_index.LIST_CODEC = args.codec
     faiss_index.MAX_LISTS = args.max_lists
+    ranking.RERANK_BUDGET = args.rerank_budget
     searcher = load(args)
     t0 = time.perf_counter()
     built = searcher.prepare(arrays)
@@ -154,6 +155,8 @@ def measure(args: argparse.Namespace) -> list[dict]:
                 "index_mb": size_mb,
                 "points_mb": round(points_bytes(arrays) / 2**20, 1),
                 "rss_mb": _rss_mb(),
+                "rss_anon_mb": _rss_mb("RssAnon"),
+                "rerank_budget": ranking.RERANK_BUDGET,
                 "config": config_of(args.encoder, args.space, arrays),
             }
         )
@@ -196,8 +199,8 @@ class _Faiss:
     def size_mb(self, built) -> float:
         return index_size_mb(built)
 
-    def shortlist(self, arrays, features, n):
-        return self.searcher.shortlist(arrays, features, n)
+    def shortlist(self, arrays, features, n, estimate=False):
+        return self.searcher.shortlist(arrays, features, n, estimate)
 
 
 def load(args: argparse.Namespace):
@@ -288,6 +291,12 @@ def main() -> None:
         help="inverted lists' encoding: SQ8 (default), Flat, PQ32, ...",
     )
     parser.add_argument("--max-lists", type=int, default=faiss_index.MAX_LISTS)
+    parser.add_argument(
+        "--rerank-budget",
+        type=int,
+        default=ranking.RERANK_BUDGET,
+        help="models scored exactly per uncertified shortlist on big hubs",
+    )
     parser.add_argument(
         "--points-dir",
         default=None,

@@ -280,7 +280,8 @@ def test_slots_asked_for_are_scored_even_when_not_shortlisted():
 
 def test_quantised_lists_are_within_their_recorded_error_of_every_point(monkeypatch):
     """What the certificate over 8-bit lists rests on: every distance the index reports is
-    within `error` (as a distance) of the point's own, for points it returns."""
+    within `error` (as a distance) of the point's own, for points it returns (the searcher
+    turns them into lower bounds and lowers the radius by it)."""
     arrays, centres, rng = clustered_arrays(models=200)
     monkeypatch.setattr(faiss_index, "LIST_CODEC", "SQ8")
     monkeypatch.setattr(faiss_index, "FLAT_MAX_ROWS", 100)
@@ -288,7 +289,8 @@ def test_quantised_lists_are_within_their_recorded_error_of_every_point(monkeypa
     assert built.kind.endswith(",sq8") and 0 < built.error < 1.0
     queries = (centres[:20] + 0.3 * rng.normal(size=(20, centres.shape[1]))).astype(np.float32)
     d2, ids, _ = built.search(queries, 50)
-    exact = ann.exact_d2(arrays, queries, ids)
+    points = np.asarray(arrays.points, dtype=np.float64)
+    exact = ((points[ids] - queries[:, None, :].astype(np.float64)) ** 2).sum(-1)
     gap = np.abs(np.sqrt(np.maximum(d2, 0)) - np.sqrt(exact))
     assert gap.max() <= built.error
     assert gap.max() > 0  # the lists are approximate: without the error the bound would lie
@@ -307,3 +309,56 @@ def test_a_saved_quantised_index_keeps_its_error(monkeypatch, tmp_path):
     assert built.error <= error <= built.error + ann.ERROR_UNIT
     loaded, why = ann.load(tmp_path, arrays)
     assert why == "ok" and loaded.error == error and loaded.kind == built.kind
+
+
+def test_summaries_give_each_models_expected_distance_and_grow_with_the_rows():
+    """E||z - c||^2 over a model's points = ||z - mean||^2 + spread, exactly: the estimate the
+    approximate rerank orders by. Extending by new models equals summarising at once."""
+    from gmi.search.summaries import ModelSummaries
+
+    arrays, _, rng = clustered_arrays(models=40)
+    offsets = np.asarray(arrays.point_offsets)
+    part = arrays.subset(np.arange(15))  # the first 15 models: the hub before it grew
+    grown = ModelSummaries(arrays.dim)
+    grown.extend(part)
+    grown.extend(arrays)
+    whole = ModelSummaries(arrays.dim)
+    whole.extend(arrays)
+    np.testing.assert_allclose(grown.means, whole.means)
+    np.testing.assert_allclose(grown.spread, whole.spread)
+    z = rng.normal(size=(3, arrays.dim)).astype(np.float32)
+    slots = np.array([0, 7, 39])
+    got = whole.expected2(z, slots)
+    points = np.asarray(arrays.points, dtype=np.float64)
+    for c, slot in enumerate(slots):
+        rows = points[offsets[slot] : offsets[slot + 1]]
+        want = ((z[:, None, :].astype(np.float64) - rows[None]) ** 2).sum(-1).mean(axis=1)
+        np.testing.assert_allclose(got[:, c], want, rtol=1e-5)
+
+
+def test_above_the_fallback_size_the_shortlist_answers_alone_with_exact_scores(monkeypatch):
+    """A big hub (here: the threshold lowered) never falls back to the exact scan: the budget
+    of models of least estimated distance is scored exactly, the answer says whether it is
+    certified, and it finds the exact top 10 on clustered models."""
+    arrays, centres, rng = clustered_arrays(models=400)
+    monkeypatch.setattr(faiss_index, "FLAT_MAX_ROWS", 100)
+    monkeypatch.setattr(ranking, "EXACT_FALLBACK_MAX_POINTS", 100)
+    monkeypatch.setattr(ranking, "RERANK_BUDGET", 40)
+    monkeypatch.setattr(ranking, "INITIAL_POINTS", 64)
+    hits = []
+    for _ in range(10):
+        target = int(rng.integers(len(centres)))
+        z = (centres[[target]] + 0.25 * rng.normal(size=(1, centres.shape[1]))).astype(np.float32)
+        weights = PointWeights.from_prompts(rng.normal(size=(1, 6)).astype(np.float32), 1, 0.1)
+        exact = ranking.distances(arrays, z, weights, [[0]], device="cpu")
+        report: dict = {}
+        approx = ranking.distances(
+            arrays, z, weights, [[0]], device="cpu", searcher=ann.ANN, k=10, report=report
+        )
+        assert "fallback" not in report and report["rounds"] == 1
+        assert report["scored"] <= 40 and report["certified"] in (True, False)
+        scored = np.isfinite(approx[0])
+        np.testing.assert_allclose(approx[0, scored], exact[0, scored], rtol=1e-5)
+        want, got = ranking.top_k(exact[0], 10), ranking.top_k(approx[0], 10)
+        hits.append(len(set(want.tolist()) & set(got.tolist())) / 10)
+    assert np.mean(hits) >= 0.9

@@ -36,6 +36,7 @@ from gmi.search import faiss_index
 from gmi.search.arrays import PackedArrays
 from gmi.search.faiss_index import BuiltIndex, build, faiss_module, verify
 from gmi.search.shortlist import Shortlist
+from gmi.search.summaries import ModelSummaries
 
 ANN_DIR = "ann"
 RETRAIN_GROWTH = 4.0  # retrain the inverted file when the rows grew this much since training
@@ -212,31 +213,29 @@ class AnnSearcher:
     def leftovers(self, home: str | Path, generation: str) -> list[Path]:
         return leftovers(home, generation)
 
-    def shortlist(self, arrays: PackedArrays, features: np.ndarray, n: int) -> Shortlist:
+    def shortlist(
+        self, arrays: PackedArrays, features: np.ndarray, n: int, estimate: bool = False
+    ) -> Shortlist:
         built = self.index_for(arrays)
         n = min(n, max(built.rows, 1))
         d2, ids, exhaustive = built.search(features, n)
-        if built.error == 0:  # exact lists: the index's distances are the points'
-            return Shortlist.from_neighbours(arrays, ids, d2, exhaustive=exhaustive)
-        # quantised lists: the index measured reconstructions; a point it did not return lies
-        # beyond sqrt(d_N) - error, and the points it did return are measured again exactly
-        farthest = np.sqrt(np.where(ids >= 0, d2, 0.0).max(axis=1).astype(np.float64))
-        radius2 = np.maximum(farthest - built.error, 0.0) ** 2
-        return Shortlist.from_neighbours(
-            arrays, ids, exact_d2(arrays, features, ids), exhaustive=exhaustive, radius2=radius2
-        )
-
-
-def exact_d2(arrays: PackedArrays, features: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """[T, n] squared distances of the images [T] to the packed rows `ids` (-1 or beyond the
-    arrays: inf), from the stored points; each row read once, in order."""
-    out = np.full(ids.shape, np.inf)
-    valid = (ids >= 0) & (ids < len(arrays.points))
-    rows, where = np.unique(ids[valid], return_inverse=True)
-    image = np.broadcast_to(np.arange(ids.shape[0])[:, None], ids.shape)[valid]
-    diff = np.asarray(arrays.points[rows], dtype=np.float32)[where] - features[image]
-    out[valid] = np.einsum("fd,fd->f", diff, diff, dtype=np.float64)
-    return out
+        radius2 = None
+        if built.error > 0:  # quantised lists: the index measured reconstructions, each within
+            # `error` of its point: a point it did not return lies beyond sqrt(d_N) - error, one
+            # it did at least sqrt(d) - error away (lower bounds, as the certificate needs;
+            # re-measuring them from the points would read 16,384 scattered rows: at 10^6
+            # models, 230 ms of page faults, benchmarks/ann.py)
+            farthest = np.sqrt(np.where(ids >= 0, d2, 0.0).max(axis=1).astype(np.float64))
+            radius2 = np.maximum(farthest - built.error, 0.0) ** 2
+            d2 = np.maximum(np.sqrt(np.maximum(d2, 0.0).astype(np.float64)) - built.error, 0.0) ** 2
+        found = Shortlist.from_neighbours(arrays, ids, d2, exhaustive=exhaustive, radius2=radius2)
+        if estimate:
+            with self._lock:
+                if built.summaries is None:
+                    built.summaries = ModelSummaries(arrays.dim)
+                built.summaries.extend(arrays)
+            found = found.with_expected(built.summaries.expected2(features, found.slots))
+        return found
 
 
 def check_index(arrays: PackedArrays, sample: int = 64) -> list[str]:

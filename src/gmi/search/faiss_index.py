@@ -12,16 +12,17 @@ slower.
 A quantised list measures each query to a point's RECONSTRUCTION, not to the point. So the
 index keeps `error`, the largest distance ||x - reconstruction(x)|| over the points it holds
 (measured as they are added, with the codec FAISS encodes them with), and the searcher
-(1) recomputes the distances of the points returned exactly from the packed rows, and
-(2) vouches only for radius sqrt(d_N) - error around each image: a point not returned from a
-probed list lies beyond it, so the certificate (METHOD.md section 9) stays a proof up to the
-inverted file's recall, as it was with exact lists.
+takes sqrt(d) - error as each returned point's distance and vouches only for radius
+sqrt(d_N) - error around each image: lower bounds both, so the certificate (METHOD.md
+section 9) stays a proof up to the inverted file's recall, as it was with exact lists; the
+models answered are scored exactly from their own packed rows.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -89,6 +90,7 @@ class BuiltIndex:
     trained_rows: int  # rows when the inverted file was trained; 0 for an exact scan
     saved_rows: int = 0  # rows of the newest file on disk (0: none)
     error: float = 0.0  # the largest ||x - reconstruction(x)|| of the points held (0: exact)
+    summaries: Any = None  # gmi.search.summaries.ModelSummaries, made when first asked for
 
     @property
     def kind(self) -> str:

@@ -170,7 +170,9 @@ class MilvusSearcher:
         )
         return int(found[0]["count(*)"]) if found else 0
 
-    def shortlist(self, arrays: PackedArrays, features: np.ndarray, n: int) -> Shortlist:
+    def shortlist(
+        self, arrays: PackedArrays, features: np.ndarray, n: int, estimate: bool = False
+    ) -> Shortlist:
         try:
             return self._shortlist(arrays, features, n)
         except SearchEngineError as exc:

@@ -60,6 +60,13 @@ INITIAL_POINTS = 1024  # nearest points asked of an approximate searcher at firs
 POINTS_PER_INITIAL = 400  # or one per this many indexed points, if more (denser hubs need a
 #                           wider first look to certify: 4096 at 10^5 models x 16, measured)
 MAX_POINTS = 16_384  # beyond this many, an uncertified shortlist falls back to the exact scan
+# ... on hubs of up to this many points (the exact scan costs <= ~70 ms there at r = 128,
+# bfloat16). Above, an exact scan per uncertified query is what an index is there to avoid
+# (1.7 s at 10^6 models): one shortlist, its RERANK_BUDGET models of least ESTIMATED distance
+# scored exactly (gmi.search.summaries), and the answer reported `certified: false` (its
+# recall is measured: benchmarks/ann.py, docs/scale.md)
+EXACT_FALLBACK_MAX_POINTS = 1 << 21
+RERANK_BUDGET = 256
 
 
 def initial_points(total: int) -> int:
@@ -117,7 +124,9 @@ def distances(
     rule the top `k` is certified (METHOD.md section 9): a model none of whose points is among
     image i's N nearest has d >= s*gamma*R_i^2, so a group's k-th best shortlisted distance at
     or below s*gamma*mean(R_i^2) cannot be beaten by any unlisted model. Not certified: N is
-    quadrupled, up to MAX_POINTS, then every live model is scored. `report` (a dict) receives
+    quadrupled, up to MAX_POINTS, then every live model is scored; on hubs over
+    EXACT_FALLBACK_MAX_POINTS points the shortlist's answer stands instead, reported
+    certified false (an exact scan per query there is what the index avoids). `report` receives
     how it went: searcher, points asked, rounds, certified, candidates. Slots in `always`
     are scored whether shortlisted or not."""
     plan = replace(plan, **options) if plan is not None else RankPlan(**options)
@@ -139,20 +148,27 @@ def distances(
 def _shortlisted(arrays, query: Query, plan: RankPlan, rule, info: dict) -> np.ndarray | None:
     """Distances from the searcher's shortlists, widened until the top k is certified; None
     when the searcher declines or certification failed up to MAX_POINTS (scan everything)."""
+    approximate = len(arrays.points) > EXACT_FALLBACK_MAX_POINTS
     n = initial_points(len(arrays.points))
     local = rule.name == "local" and plan.combine in ("mean", "joint")
     while True:
-        found = plan.searcher.shortlist(arrays, query.features, n)
+        found = plan.searcher.shortlist(arrays, query.features, n, estimate=approximate)
         if found is None:
             return None
         info.update(rounds=info["rounds"] + 1, points=n, candidates=int(found.slots.size))
-        out = _rerank(arrays, found, query, plan, rule, local)
+        budget = RERANK_BUDGET if approximate else None
+        out, complete = _rerank(arrays, found, query, plan, rule, local, budget)
         info["scored"] = int(np.isfinite(out).any(axis=0).sum())
         if not local:
             info["certified"] = found.exhaustive  # a heuristic shortlist for the RKME
             return out
-        if found.exhaustive or _certified(out, found.radius2, query.groups, rule, arrays, plan.k):
+        if found.exhaustive or (
+            complete and _certified(out, found.radius2, query.groups, rule, arrays, plan.k)
+        ):
             info["certified"] = True
+            return out
+        if approximate:
+            info["certified"] = False
             return out
         if n >= MAX_POINTS:
             info["fallback"] = "exact scan"
@@ -231,8 +247,12 @@ def _score(sub, query: Query, plan: RankPlan, rule) -> np.ndarray:
     return rule.reference(sub, every, query.features, query.weights, query.groups, plan.combine)
 
 
-def _rerank(arrays, found, query: Query, plan: RankPlan, rule, local: bool) -> np.ndarray:
-    """Exact distances [G, S] of the shortlisted slots that can still reach a top k.
+def _rerank(
+    arrays, found, query: Query, plan: RankPlan, rule, local: bool, budget: int | None = None
+) -> tuple[np.ndarray, bool]:
+    """Exact distances [G, S] of the shortlisted slots that can still reach a top k, and
+    whether every such slot was scored (False: `budget` models were scored and others could
+    still have entered the top k).
 
     For the local rule each candidate's distance is first BOUNDED without reading its vectors
     (_lower_bounds: its found points at their found distances, the others at the image's
@@ -241,17 +261,25 @@ def _rerank(arrays, found, query: Query, plan: RankPlan, rule, local: bool) -> n
     distance (those stay +inf: they cannot enter the top k). Other rules score every one."""
     out = np.full((len(query.groups), arrays.n_slots), np.inf)
     if found.slots.size == 0:
-        return out
+        return out, True
     if not local:
         out[:, found.slots] = _score(arrays.subset(found.slots), query, plan, rule)
-        return out
-    bound = _lower_bounds(arrays, found, query.weights, query.groups, rule.sharpness * arrays.gamma)
+        return out, True
+    scale = rule.sharpness * arrays.gamma
+    bound = _lower_bounds(arrays, found, query.weights, query.groups, scale)
     bound = bound * (1.0 - 1e-5) - 1e-6  # FAISS's and numpy's float32 sums differ by a hair
-    order = np.argsort(bound.min(axis=0), kind="stable")
+    if budget is not None and found.expected2 is not None:  # unreturned points where expected
+        unfound2 = np.maximum(found.expected2, found.radius2[:, None])
+        estimate = _lower_bounds(arrays, found, query.weights, query.groups, scale, unfound2)
+        order = np.argsort(estimate.min(axis=0), kind="stable")
+    else:
+        order = np.argsort(bound.min(axis=0), kind="stable")
     batch = max(2 * plan.k, 16)  # the bounds are tight: most shortlists need one batch
-    done = 0
+    done, budget = 0, order.size if budget is None else budget
     while done < order.size:
-        chosen = order[done : done + batch]
+        if done >= budget:
+            return out, False
+        chosen = order[done : min(done + batch, budget)]
         done += chosen.size
         batch *= 2
         slots = found.slots[chosen]
@@ -262,25 +290,29 @@ def _rerank(arrays, found, query: Query, plan: RankPlan, rule, local: bool) -> n
         if not useful.any():
             break
         order = np.r_[order[:done], rest[useful]]  # only what can still beat a k-th best
-    return out
+    return out, True
 
 
-def _lower_bounds(arrays, found, weights, groups, scale: float) -> np.ndarray:
+def _lower_bounds(arrays, found, weights, groups, scale: float, unfound2=None) -> np.ndarray:
     """[G, C] lower bounds of the candidates' group distances from the shortlist alone.
 
     d_m = -log sum_j a_mj exp(-scale d_mj^2) with a_m the query's normalised point weights;
     a point the search did not return lies at d >= the image's radius R, so putting the found
     points at their distances and the others at R can only lower d_m. The weights need the
-    points' prompt ids and beta, not their vectors."""
+    points' prompt ids and beta, not their vectors. With `unfound2` [T, C] the points not
+    returned are put there instead (an estimate, not a bound)."""
     counts = arrays.point_counts[found.slots]
     starts = arrays.point_offsets[found.slots]
     offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
     light = arrays.subset(found.slots, points=False)
     reduced_visual = "visual" in weights.kinds and (np.asarray(light.point_text) < 0).any()
     if reduced_visual:  # such points' weights need their vectors: use the nearest point only
-        per_image = scale * found.nearest2
+        per_image = scale * (found.nearest2 if unfound2 is None else unfound2)
     else:
-        d2 = np.repeat(found.radius2[:, None], int(offsets[-1]), axis=1)
+        if unfound2 is None:
+            d2 = np.repeat(found.radius2[:, None], int(offsets[-1]), axis=1)
+        else:
+            d2 = np.repeat(unfound2, counts, axis=1)
         where = offsets[found.column] + (found.rows - starts[found.column])
         np.minimum.at(d2, (found.image, where), found.d2)
         logw = weights.point_logits(light, weights.tables(light), 0, int(offsets[-1]))

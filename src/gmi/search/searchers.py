@@ -39,7 +39,9 @@ class ExactSearcher:
     name = "exact"
     indexed = False
 
-    def shortlist(self, arrays: PackedArrays, features: np.ndarray, n: int) -> Shortlist | None:
+    def shortlist(
+        self, arrays: PackedArrays, features: np.ndarray, n: int, estimate: bool = False
+    ) -> Shortlist | None:
         return None
 
     def sync(self, arrays: PackedArrays) -> int:

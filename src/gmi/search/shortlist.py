@@ -6,6 +6,7 @@ loads them (gmi.search.searchers) import it without importing each other.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +29,12 @@ class Shortlist:
     rows: np.ndarray  # [F] its packed point row
     d2: np.ndarray  # [F] float64 its squared distance
     column: np.ndarray  # [F] its slot's index in `slots`
+    # [T, C] each image's expected squared distance to a point of each candidate (None: not
+    # asked for); orders the candidates when the shortlist cannot certify (gmi.search.summaries)
+    expected2: np.ndarray | None = None
+
+    def with_expected(self, expected2: np.ndarray) -> Shortlist:
+        return dataclasses.replace(self, expected2=expected2)
 
     @classmethod
     def from_neighbours(
@@ -83,9 +90,12 @@ class Searcher(Protocol):
     name: str
     indexed: bool
 
-    def shortlist(self, arrays: PackedArrays, features: np.ndarray, n: int) -> Shortlist | None:
+    def shortlist(
+        self, arrays: PackedArrays, features: np.ndarray, n: int, estimate: bool = False
+    ) -> Shortlist | None:
         """The slots owning the `n` nearest points of each image (features already in the
-        points' space); None = score every live slot."""
+        points' space); None = score every live slot. `estimate`: also each candidate's
+        expected distance (Shortlist.expected2), if the searcher can tell."""
 
     def sync(self, arrays: PackedArrays) -> int:
         """Bring the index up to every committed row of `arrays`; returns its row count."""
