@@ -167,14 +167,19 @@ def test_check_finds_damaged_projected_rows(tmp_path):
     assert packed.check_packed(registry.packed_source(), SETTINGS) == []
 
 
-def test_registries_from_before_the_space_keep_ranking_as_encoded(tmp_path):
-    registry = Registry(tmp_path / "hub")
-    registry.set_settings({k: v for k, v in SETTINGS.to_strings().items() if k != "space"})
+def _registry_from_before(home, setting: str, version: int) -> Registry:
+    """A registry as a gmi before migration `version + 1` left it: without `setting`."""
+    registry = Registry(home)
+    registry.set_settings({k: v for k, v in SETTINGS.to_strings().items() if k != setting})
     db = sqlite3.connect(registry.db_path)
-    db.execute("PRAGMA user_version = 4")  # as a gmi before migration 5 left it
+    db.execute(f"PRAGMA user_version = {version}")
     db.commit()
     db.close()
-    reopened = Registry(tmp_path / "hub")
+    return Registry(home)
+
+
+def test_registries_from_before_the_space_keep_ranking_as_encoded(tmp_path):
+    reopened = _registry_from_before(tmp_path / "hub", "space", 4)
     assert reopened.settings()["space"] == "identity"
     fresh = Registry(tmp_path / "new")
     fresh.set_settings(HubSettings(encoder="synthetic").to_strings())
@@ -182,13 +187,7 @@ def test_registries_from_before_the_space_keep_ranking_as_encoded(tmp_path):
 
 
 def test_registries_from_before_compact_spaces_keep_a_full_float32_space(tmp_path):
-    registry = Registry(tmp_path / "hub")
-    registry.set_settings({k: v for k, v in SETTINGS.to_strings().items() if k != "space_dims"})
-    db = sqlite3.connect(registry.db_path)
-    db.execute("PRAGMA user_version = 5")  # as a gmi before migration 6 left it
-    db.commit()
-    db.close()
-    reopened = Registry(tmp_path / "hub")
+    reopened = _registry_from_before(tmp_path / "hub", "space_dims", 5)
     assert reopened.settings()["space_dims"] == "0"
     settings = HubSettings.from_strings(reopened.settings())
     for i, z in enumerate(_models(6, 3)):
