@@ -18,6 +18,7 @@ import pytest
 from test_server import TOKEN, _zip_of, running_server
 
 from conftest import SMALL_ZOO, run_gmi
+from gmi.settings import HubSettings
 
 
 def _pg_bin(name: str) -> str:
@@ -167,6 +168,28 @@ def test_two_service_replicas_share_one_store(
         ink = [("images", ("q.jpg", query_images["ink-base"].read_bytes(), "image/jpeg"))]
         listed = httpx.post(f"{one}/api/identify", files=ink, timeout=60).json()[0]
         assert "ink-base" not in [r["model"] for r in listed["results"]]
+
+
+@pytest.mark.parametrize(("setting", "kept"), [("space", "identity"), ("space_dims", "0")])
+def test_stores_from_an_older_gmi_keep_their_space(pg_url, pristine_hub, tmp_path, setting, kept):
+    """As the SQLite registry's migrations 5 and 6: a store written before a setting existed
+    keeps ranking as it did (the default would refit it into another space)."""
+    import psycopg
+
+    from gmi.registry.postgres import PostgresStore
+
+    url = fresh_database(pg_url, f"older_{setting}")
+    copy_models(pristine_hub, url, tmp_path / "shared")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM gmi_settings WHERE key = %s", (setting,))
+    reopened = PostgresStore(url, tmp_path / "shared", create=False).settings()
+    assert reopened[setting] == kept
+    new = fresh_database(pg_url, f"newer_{setting}")
+    store = PostgresStore(new, tmp_path / "new")
+    assert store.settings() == {}  # an empty store gets nothing until it is created
+    default = HubSettings(encoder="synthetic").to_strings()
+    store.set_settings(default)
+    assert PostgresStore(new, tmp_path / "new").settings()[setting] == default[setting]
 
 
 def test_unreachable_postgres_is_one_line_without_the_password(tmp_path):

@@ -64,7 +64,17 @@ CREATE INDEX IF NOT EXISTS gmi_model_hashes_by_name ON gmi_model_hashes (name);
 CREATE TABLE IF NOT EXISTS gmi_changes (version BIGSERIAL PRIMARY KEY, name TEXT NOT NULL);
 ALTER TABLE gmi_changes ADD COLUMN IF NOT EXISTS
     stamp TEXT NOT NULL DEFAULT gen_random_uuid()::text;
+INSERT INTO gmi_settings (key, value)
+    SELECT 'space', 'identity' WHERE EXISTS (SELECT 1 FROM gmi_settings WHERE key = 'encoder')
+    ON CONFLICT (key) DO NOTHING;
+INSERT INTO gmi_settings (key, value)
+    SELECT 'space_dims', '0' WHERE EXISTS (SELECT 1 FROM gmi_settings WHERE key = 'encoder')
+    ON CONFLICT (key) DO NOTHING;
 """
+# The two INSERTs are the SQLite registry's migrations 5 and 6 (gmi.registry.migrations): a
+# store an older gmi created has settings but no 'space' / 'space_dims' row, and reading the
+# defaults would silently re-rank it in another space. A new store writes every setting in
+# one transaction (set_settings), so it never has the encoder without them.
 SCHEMA_LOCK = 0x676D6901  # advisory lock keys ("gmi" + 1, + 2)
 WRITE_LOCK = 0x676D6902
 COLUMNS = (
