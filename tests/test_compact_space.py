@@ -87,6 +87,14 @@ def test_the_bf16_scan_ranks_the_top_k_as_float32_does():
             np.testing.assert_allclose(a[top], b[top], rtol=1e-4, atol=1e-4)
         # the rest is within the scan's bound, not float32's: close, not equal
         np.testing.assert_allclose(fast, ref, rtol=0.05, atol=1.0)
+    # groups of several images: each group's band is scored with its own images only
+    pairs = [[i, (i + 7) % 40] for i in range(0, 40, 3)]
+    ref = ranking.distances(arrays, queries, weights, pairs, backend="reference")
+    fast = ranking.distances(arrays, queries, weights, pairs, backend="numpy", k=5)
+    for a, b in zip(fast, ref, strict=True):
+        top = ranking.top_k(b, 5)
+        np.testing.assert_array_equal(ranking.top_k(a, 5), top)
+        np.testing.assert_allclose(a[top], b[top], rtol=1e-4, atol=1e-4)
     # the raw scan alone (no band) does reorder here: the band is what makes it right
     plain = local_numpy(arrays, (0, 40), arrays.to_space(queries), weights, 1.0)
     exact = local_numpy(

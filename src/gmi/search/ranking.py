@@ -209,20 +209,35 @@ def _rescore_band(arrays, out, query: Query, plan: RankPlan, rule) -> None:
     gmi.search.bf16.distance_error, x s*gamma through the log-sum-exp); every slot that could
     be in a group's top k within that bound is scored again in float32 on its decoded rows,
     so the top k is float32's. The band is a few models beyond the k (benchmarks/
-    compact_space.py reports it); in the worst case it is the hub, scored in float32."""
+    compact_space.py reports it); in the worst case it is the hub, scored in float32.
+
+    Each group's band is scored for that group's images only: a batch of 32 queries has 32
+    mostly disjoint bands, and scoring their union for every image cost 32x the bands."""
     live = arrays.live_slots
     zz = np.einsum("td,td->t", query.features, query.features)
     bound = distance_error(zz, arrays.slot_max_sq_norms[live]) * rule.sharpness * arrays.gamma
     bound += 1e-6  # the float32 exponentials and sums of the log-sum-exp
-    chosen = np.zeros(live.size, dtype=bool)
+    bands = np.zeros((len(query.groups), live.size), dtype=bool)
     for g, group in enumerate(query.groups):
         error = bound[list(group)].mean(axis=0)
         row = out[g, live]
         kth = _kth(row + error, min(plan.k, live.size))
-        chosen |= row - error <= kth
+        bands[g] = row - error <= kth
+    chosen = bands.any(axis=0)
+    if not chosen.any():
+        return
     slots = live[chosen]
-    if slots.size:
-        out[:, slots] = _score(arrays.subset(slots), query, plan, rule)
+    union = arrays.subset(slots)  # decoded once, float32
+    if len(query.groups) == 1:
+        out[:, slots] = _score(union, query, plan, rule)
+        return
+    for g, group in enumerate(query.groups):
+        columns = np.flatnonzero(bands[g, chosen])
+        if columns.size:
+            alone = Query(
+                query.features[list(group)], query.weights.select(group), [range(len(group))]
+            )
+            out[g, slots[columns]] = _score(union.subset(columns), alone, plan, rule)[0]
 
 
 def _score_missing(arrays, out, query: Query, plan: RankPlan, rule) -> np.ndarray:

@@ -48,6 +48,14 @@ class PointWeights:
             return cls.uniform(n_images)
         return cls(["prompt"] * n_images, prompts=np.asarray(prompts), tau=tau)
 
+    def select(self, rows: Sequence[int]) -> PointWeights:
+        """The weights of these image rows only (a group scored on its own)."""
+        rows = list(rows)
+        prompts = None if self.prompts is None else np.asarray(self.prompts)[rows]
+        visuals = None if self.visuals is None else np.asarray(self.visuals)[rows]
+        kinds = [self.kinds[i] for i in rows]
+        return PointWeights(kinds, prompts, visuals, self.text_visuals, self.tau, self.temperature)
+
     def per_group(self, groups: Sequence[Sequence[int]]) -> PointWeights:
         """One row per group, for the joint RKME: the group's prompt embeddings averaged and
         renormalised (METHOD.md's single-embedding reading), or its visual vectors averaged."""
