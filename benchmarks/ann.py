@@ -22,8 +22,9 @@ shortlist certificate proved (METHOD.md section 9; exact for an exact FAISS scan
 the index's recall" for an inverted file); `build_s` and `index_mb` of the index; `rss_mb`;
 `exact_p50_ms` the exact scan of every model one query at a time (20 queries),
 `exact_batch32_ms` per query in batches of 32.
-Prints ONE JSON object per --nprobe value with --json (one object when one value is given);
-every row also goes to stderr as a JSON line as it is measured.
+`candidate_recall` = share of the exact top 10 among the shortlisted models (what the rerank
+could reach). Prints ONE JSON object per (--nprobe, --rerank-budget) pair with --json (one
+object when one of each is given); every row also goes to stderr as a JSON line as it is measured.
 
     .venv/bin/python benchmarks/ann.py --plot docs/performance/ann.png --from ROWS.jsonl ...
 
@@ -33,8 +34,10 @@ draws latency (p50, p95) against recall@10 from saved rows (several hub sizes, s
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -108,7 +111,6 @@ def measure(args: argparse.Namespace) -> list[dict]:
     faiss_index.PROBE_FACTOR = args.probe_factor
     faiss_index.LIST_CODEC = args.codec
     faiss_index.MAX_LISTS = args.max_lists
-    ranking.RERANK_BUDGET = args.rerank_budget
     searcher = load(args)
     t0 = time.perf_counter()
     built = searcher.prepare(arrays)
@@ -116,52 +118,72 @@ def measure(args: argparse.Namespace) -> list[dict]:
     size_mb = searcher.size_mb(built)
     results = []
     for nprobe in args.nprobe:
-        faiss_index.NPROBE = nprobe
-        times, recall, certified, rounds, candidates = [], [], [], [], []
-        for q in range(len(features)):
-            weights = PointWeights.from_prompts(prompts[[q]], 1, tau)
-            report: dict = {}
-            t0 = time.perf_counter()
-            d = ranking.distances(
-                arrays, features[[q]], weights, [[0]], searcher=searcher, k=10, report=report
+        for budget in args.rerank_budget:
+            faiss_index.NPROBE, ranking.RERANK_BUDGET = nprobe, budget
+            row = run_queries(args, arrays, searcher, features, prompts, exact, tau)
+            row.update(
+                nprobe=nprobe,
+                exact_p50_ms=round(float(np.median(single)), 1),
+                exact_batch32_ms=round(exact_ms, 1),
+                build_s=round(build_s, 2),
+                index_mb=size_mb,
+                index=built.kind if hasattr(built, "kind") else args.searcher,
             )
-            top = ranking.top_k(d[0], 10)
-            times.append(time.perf_counter() - t0)
-            recall.append(len(set(top.tolist()) & set(exact[q].tolist())) / 10)
-            certified.append(bool(report.get("certified")) and "fallback" not in report)
-            rounds.append(report.get("rounds", 0))
-            candidates.append(report.get("candidates", 0))
-        p50, p95 = np.percentile(np.array(times) * 1000, [50, 95])
-        results.append(
-            {
-                "models": args.models,
-                "searcher": args.searcher,
-                "images_per_model": args.images,
-                "points": len(arrays.points),
-                "dim": int(arrays.dim),
-                "index": built.kind if hasattr(built, "kind") else args.searcher,
-                "nprobe": nprobe,
-                "probe_factor": args.probe_factor,
-                "queries": len(features),
-                "p50_ms": round(float(p50), 2),
-                "p95_ms": round(float(p95), 2),
-                "recall_at_10": round(float(np.mean(recall)), 4),
-                "certified": round(float(np.mean(certified)), 3),
-                "mean_rounds": round(float(np.mean(rounds)), 2),
-                "mean_candidates": round(float(np.mean(candidates)), 1),
-                "exact_p50_ms": round(float(np.median(single)), 1),
-                "exact_batch32_ms": round(exact_ms, 1),
-                "build_s": round(build_s, 2),
-                "index_mb": size_mb,
-                "points_mb": round(points_bytes(arrays) / 2**20, 1),
-                "rss_mb": _rss_mb(),
-                "rss_anon_mb": _rss_mb("RssAnon"),
-                "rerank_budget": ranking.RERANK_BUDGET,
-                "config": config_of(args.encoder, args.space, arrays),
-            }
-        )
-        print(json.dumps(results[-1]), file=sys.stderr)
+            results.append(row)
+            print(json.dumps(results[-1]), file=sys.stderr)
     return results
+
+
+def run_queries(args, arrays, searcher, features, prompts, exact, tau) -> dict:
+    """One setting's figures: each query alone through the searcher and the rerank.
+    `candidate_recall`: share of the exact top 10 among the shortlist's candidates (what
+    any ordering of them could reach)."""
+    times, recall, certified, rounds, candidates, reach = [], [], [], [], [], []
+    profile = cProfile.Profile() if args.profile else None
+    for q in range(len(features)):
+        if profile is not None and q == 1:  # the first query builds the summaries
+            profile.enable()
+        weights = PointWeights.from_prompts(prompts[[q]], 1, tau)
+        report: dict = {}
+        t0 = time.perf_counter()
+        d = ranking.distances(
+            arrays, features[[q]], weights, [[0]], searcher=searcher, k=10, report=report
+        )
+        top = ranking.top_k(d[0], 10)
+        times.append(time.perf_counter() - t0)
+        recall.append(len(set(top.tolist()) & set(exact[q].tolist())) / 10)
+        certified.append(bool(report.get("certified")) and "fallback" not in report)
+        rounds.append(report.get("rounds", 0))
+        candidates.append(report.get("candidates", 0))
+        if args.searcher == "ann":
+            points = report.get("points", ranking.initial_points(len(arrays.points)))
+            shortlist = searcher.shortlist(arrays, arrays.to_space(features[[q]]), points)
+            reach.append(len(set(shortlist.slots.tolist()) & set(exact[q].tolist())) / 10)
+    if profile is not None:
+        profile.disable()
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("tottime").print_stats(20)
+    p50, p95 = np.percentile(np.array(times) * 1000, [50, 95])
+    return {
+        "models": args.models,
+        "searcher": args.searcher,
+        "images_per_model": args.images,
+        "points": len(arrays.points),
+        "dim": int(arrays.dim),
+        "probe_factor": args.probe_factor,
+        "queries": len(features),
+        "p50_ms": round(float(p50), 2),
+        "p95_ms": round(float(p95), 2),
+        "recall_at_10": round(float(np.mean(recall)), 4),
+        "candidate_recall": round(float(np.mean(reach)), 4) if reach else None,
+        "certified": round(float(np.mean(certified)), 3),
+        "mean_rounds": round(float(np.mean(rounds)), 2),
+        "mean_candidates": round(float(np.mean(candidates)), 1),
+        "points_mb": round(points_bytes(arrays) / 2**20, 1),
+        "rss_mb": _rss_mb(),
+        "rss_anon_mb": _rss_mb("RssAnon"),
+        "rerank_budget": ranking.RERANK_BUDGET,
+        "config": config_of(args.encoder, args.space, arrays),
+    }
 
 
 class _Faiss:
@@ -294,8 +316,9 @@ def main() -> None:
     parser.add_argument(
         "--rerank-budget",
         type=int,
-        default=ranking.RERANK_BUDGET,
-        help="models scored exactly per uncertified shortlist on big hubs",
+        nargs="+",
+        default=[ranking.RERANK_BUDGET],
+        help="models scored exactly per uncertified shortlist on big hubs (several: a curve)",
     )
     parser.add_argument(
         "--points-dir",
@@ -315,6 +338,9 @@ def main() -> None:
     parser.add_argument("--cache", default=os.environ.get("GMI_SCALE_CACHE", "~/.cache/gmi/scale"))
     parser.add_argument(
         "--cache-index", action="store_true", help="keep the built FAISS index in --cache"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile of the queries (after the first), stderr"
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
