@@ -129,9 +129,10 @@ def test_batcher_shares_encoder_passes(warm_hub, distinct_queries, fresh_answers
     import asyncio
 
     from gmi.images import open_image
+    from gmi.search.ranking import cuda_available
     from gmi.server.batcher import IdentifyBatcher
 
-    batcher = IdentifyBatcher(Hub(warm_hub))
+    batcher = IdentifyBatcher(Hub(warm_hub), max_images=32)  # as on a GPU
     images = [open_image(p) for p in distinct_queries]
 
     async def all_at_once():
@@ -142,6 +143,8 @@ def test_batcher_shares_encoder_passes(warm_hub, distinct_queries, fresh_answers
     finally:
         batcher.close()
     assert batcher.batches < len(images)  # requests waiting together were encoded together
+    # on the CPU one image per pass (a batch is not cheaper per image there); a GPU batches
+    assert IdentifyBatcher(Hub(warm_hub)).max_images == (32 if cuda_available() else 1)
     for (found, evidence), fresh in zip(answers, fresh_answers, strict=True):
         assert _ranking(found[0].to_json()["results"]) == _ranking(fresh["results"])
         assert set(evidence[0]) == {m.model for m in found[0].results}

@@ -1,8 +1,9 @@
 """Concurrent identify requests share one encoder pass.
 
-Encoding is most of an identification's cost, and the backbone is far cheaper per image in a
-batch than one image at a time. One worker thread takes every request waiting when it becomes
-free (up to MAX_BATCH_IMAGES images), encodes all their images in one pass, then ranks each
+Encoding is most of an identification's cost, and on a GPU the backbone is far cheaper per
+image in a batch than one image at a time. One worker thread takes every request waiting when
+it becomes free (up to batch_images() images: 32 on a GPU, 1 on the CPU, where a batch is not
+cheaper per image), encodes all their images in one pass, then ranks each
 request on its own (scoring is cheap and per request). At low load a request is served alone,
 at once (no waiting window); under load the queue fills while a batch runs and the next batch
 is larger: latency stays bounded and throughput grows.
@@ -26,9 +27,21 @@ from PIL import Image
 
 from gmi.hub import Hub
 
-# images per encoder pass: larger batches are cheaper per image but every request of a batch
-# waits for the whole batch (GMI_BATCH_IMAGES; measured in docs/performance.md)
-MAX_BATCH_IMAGES = int(os.environ.get("GMI_BATCH_IMAGES", "32"))
+# images per encoder pass (GMI_BATCH_IMAGES overrides): on a GPU a batch is far cheaper per
+# image than one image; on this project's CPUs it is not (EfficientNet-Lite0, 2 cores: 10 ms
+# for one image, 46 ms for 4, 84 ms for 8), and every request of a batch waits for the whole
+# pass: over HTTP on the demo hub, 1 image per pass served 58 requests/s at 20 clients against
+# 36 with 32 (docs/performance.md). Requests still queue for ONE worker either way.
+GPU_BATCH_IMAGES = 32
+CPU_BATCH_IMAGES = 1
+
+
+def batch_images(device: str) -> int:
+    """Images per encoder pass for a hub computing on `device` ('cpu' or 'cuda')."""
+    configured = os.environ.get("GMI_BATCH_IMAGES")
+    if configured:
+        return max(1, int(configured))
+    return GPU_BATCH_IMAGES if device == "cuda" else CPU_BATCH_IMAGES
 
 
 @dataclass
@@ -56,9 +69,9 @@ class _Request:
 
 
 class IdentifyBatcher:
-    def __init__(self, hub: Hub, max_images: int = MAX_BATCH_IMAGES) -> None:
+    def __init__(self, hub: Hub, max_images: int | None = None) -> None:
         self.hub = hub
-        self.max_images = max_images
+        self.max_images = max_images if max_images is not None else batch_images(hub.compute_device)
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
