@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 
 from gmi.search.arrays import PackedArrays
-from gmi.search.backends import local_numpy, segment_lse, torch_backend
+from gmi.search.backends import local_numpy, torch_backend
 from gmi.search.bf16 import Bf16Rows, distance_error
+from gmi.search.bounds import CandidatePoints
 from gmi.search.rules import scoring_rule
 from gmi.search.searchers import EXACT, Searcher
 from gmi.search.weights import PointWeights
@@ -270,7 +271,7 @@ def _rerank(
     still have entered the top k).
 
     For the local rule each candidate's distance is first BOUNDED without reading its vectors
-    (_lower_bounds: its found points at their found distances, the others at the image's
+    (gmi.search.bounds: its found points at their found distances, the others at the image's
     radius, with the query's own point weights): candidates are scored exactly in order of
     that bound, a batch at a time, until every remaining bound exceeds each group's k-th best
     distance (those stay +inf: they cannot enter the top k). Other rules score every one."""
@@ -281,11 +282,11 @@ def _rerank(
         out[:, found.slots] = _score(arrays.subset(found.slots), query, plan, rule)
         return out, True
     scale = rule.sharpness * arrays.gamma
-    bound = _lower_bounds(arrays, found, query.weights, query.groups, scale)
+    points = CandidatePoints(arrays, found, query.weights, query.groups, scale)
+    bound = points.lower_bounds()
     bound = bound * (1.0 - 1e-5) - 1e-6  # FAISS's and numpy's float32 sums differ by a hair
     if budget is not None and found.expected2 is not None:  # unreturned points where expected
-        unfound2 = np.maximum(found.expected2, found.radius2[:, None])
-        estimate = _lower_bounds(arrays, found, query.weights, query.groups, scale, unfound2)
+        estimate = points.estimates(np.maximum(found.expected2, found.radius2[:, None]))
         order = np.argsort(estimate.min(axis=0), kind="stable")
     else:
         order = np.argsort(bound.min(axis=0), kind="stable")
@@ -306,38 +307,6 @@ def _rerank(
             break
         order = np.r_[order[:done], rest[useful]]  # only what can still beat a k-th best
     return out, True
-
-
-def _lower_bounds(arrays, found, weights, groups, scale: float, unfound2=None) -> np.ndarray:
-    """[G, C] lower bounds of the candidates' group distances from the shortlist alone.
-
-    d_m = -log sum_j a_mj exp(-scale d_mj^2) with a_m the query's normalised point weights;
-    a point the search did not return lies at d >= the image's radius R, so putting the found
-    points at their distances and the others at R can only lower d_m. The weights need the
-    points' prompt ids and beta, not their vectors. With `unfound2` [T, C] the points not
-    returned are put there instead (an estimate, not a bound)."""
-    counts = arrays.point_counts[found.slots]
-    starts = arrays.point_offsets[found.slots]
-    offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
-    light = arrays.subset(found.slots, points=False)
-    reduced_visual = "visual" in weights.kinds and (np.asarray(light.point_text) < 0).any()
-    if reduced_visual:  # such points' weights need their vectors: use the nearest point only
-        per_image = scale * (found.nearest2 if unfound2 is None else unfound2)
-    else:
-        if unfound2 is None:
-            d2 = np.repeat(found.radius2[:, None], int(offsets[-1]), axis=1)
-        else:
-            d2 = np.repeat(unfound2, counts, axis=1)
-        where = offsets[found.column] + (found.rows - starts[found.column])
-        np.minimum.at(d2, (found.image, where), found.d2)
-        logw = weights.point_logits(light, weights.tables(light), 0, int(offsets[-1]))
-        logw = logw + np.log(np.asarray(light.beta, dtype=np.float64))[None]
-        present = counts > 0
-        near = segment_lse(logw - scale * d2, offsets[:-1][present], counts[present])
-        norm = segment_lse(logw, offsets[:-1][present], counts[present])
-        per_image = np.full((len(weights.kinds), found.slots.size), np.inf)
-        per_image[:, present] = -(near - norm)
-    return np.stack([per_image[list(g)].mean(axis=0) for g in groups])
 
 
 def _kth(row: np.ndarray, k: int) -> float:
