@@ -117,20 +117,26 @@ def measure(args: argparse.Namespace) -> list[dict]:
     build_s = getattr(searcher, "build_s", time.perf_counter() - t0)
     size_mb = searcher.size_mb(built)
     results = []
-    for nprobe in args.nprobe:
-        for budget in args.rerank_budget:
-            faiss_index.NPROBE, ranking.RERANK_BUDGET = nprobe, budget
-            row = run_queries(args, arrays, searcher, features, prompts, exact, tau)
-            row.update(
-                nprobe=nprobe,
-                exact_p50_ms=round(float(np.median(single)), 1),
-                exact_batch32_ms=round(exact_ms, 1),
-                build_s=round(build_s, 2),
-                index_mb=size_mb,
-                index=built.kind if hasattr(built, "kind") else args.searcher,
-            )
-            results.append(row)
-            print(json.dumps(results[-1]), file=sys.stderr)
+    sweep = [
+        (nprobe, budget, most)
+        for most in args.max_points
+        for nprobe in args.nprobe
+        for budget in args.rerank_budget
+    ]
+    for nprobe, budget, most in sweep:
+        faiss_index.NPROBE, ranking.RERANK_BUDGET, ranking.MAX_POINTS = nprobe, budget, most
+        row = run_queries(args, arrays, searcher, features, prompts, exact, tau)
+        row.update(
+            nprobe=nprobe,
+            max_points=most,
+            exact_p50_ms=round(float(np.median(single)), 1),
+            exact_batch32_ms=round(exact_ms, 1),
+            build_s=round(build_s, 2),
+            index_mb=size_mb,
+            index=built.kind if hasattr(built, "kind") else args.searcher,
+        )
+        results.append(row)
+        print(json.dumps(results[-1]), file=sys.stderr)
     return results
 
 
@@ -319,6 +325,13 @@ def main() -> None:
         nargs="+",
         default=[ranking.RERANK_BUDGET],
         help="models scored exactly per uncertified shortlist on big hubs (several: a curve)",
+    )
+    parser.add_argument(
+        "--max-points",
+        type=int,
+        nargs="+",
+        default=[ranking.MAX_POINTS],
+        help="nearest points asked per image at most (several: a curve)",
     )
     parser.add_argument(
         "--points-dir",
