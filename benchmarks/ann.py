@@ -124,7 +124,9 @@ def measure(args: argparse.Namespace) -> list[dict]:
         for budget in args.rerank_budget
     ]
     for nprobe, budget, most in sweep:
-        faiss_index.NPROBE, ranking.RERANK_BUDGET, ranking.MAX_POINTS = nprobe, budget, most
+        faiss_index.NPROBE, ranking.MAX_POINTS = nprobe, most
+        if budget is not None:  # a fixed budget (the default: the ranking's own rule)
+            ranking.RERANK_BUDGET, ranking.RERANK_SHARE = budget, 0
         row = run_queries(args, arrays, searcher, features, prompts, exact, tau)
         row.update(
             nprobe=nprobe,
@@ -144,7 +146,7 @@ def run_queries(args, arrays, searcher, features, prompts, exact, tau) -> dict:
     """One setting's figures: each query alone through the searcher and the rerank.
     `candidate_recall`: share of the exact top 10 among the shortlist's candidates (what
     any ordering of them could reach)."""
-    times, recall, certified, rounds, candidates, reach = [], [], [], [], [], []
+    times, recall, certified, rounds, candidates, reach, budgets = [], [], [], [], [], [], []
     profile = cProfile.Profile() if args.profile else None
     for q in range(len(features)):
         if profile is not None and q == 1:  # the first query builds the summaries
@@ -161,6 +163,8 @@ def run_queries(args, arrays, searcher, features, prompts, exact, tau) -> dict:
         certified.append(bool(report.get("certified")) and "fallback" not in report)
         rounds.append(report.get("rounds", 0))
         candidates.append(report.get("candidates", 0))
+        if report.get("budget") is not None:
+            budgets.append(report["budget"])
         if args.searcher == "ann":
             points = report.get("points", ranking.initial_points(len(arrays.points)))
             shortlist = searcher.shortlist(arrays, arrays.to_space(features[[q]]), points)
@@ -187,7 +191,7 @@ def run_queries(args, arrays, searcher, features, prompts, exact, tau) -> dict:
         "points_mb": round(points_bytes(arrays) / 2**20, 1),
         "rss_mb": _rss_mb(),
         "rss_anon_mb": _rss_mb("RssAnon"),
-        "rerank_budget": ranking.RERANK_BUDGET,
+        "rerank_budget": round(float(np.mean(budgets)), 1) if budgets else None,
         "config": config_of(args.encoder, args.space, arrays),
     }
 
@@ -323,8 +327,9 @@ def main() -> None:
         "--rerank-budget",
         type=int,
         nargs="+",
-        default=[ranking.RERANK_BUDGET],
-        help="models scored exactly per uncertified shortlist on big hubs (several: a curve)",
+        default=[None],
+        help="models scored exactly per uncertified shortlist on big hubs (default: the "
+        "ranking's rule, gmi.search.ranking.rerank_budget; several: a curve)",
     )
     parser.add_argument(
         "--max-points",

@@ -344,6 +344,7 @@ def test_above_the_fallback_size_the_shortlist_answers_alone_with_exact_scores(m
     monkeypatch.setattr(faiss_index, "FLAT_MAX_ROWS", 100)
     monkeypatch.setattr(ranking, "EXACT_FALLBACK_MAX_POINTS", 100)
     monkeypatch.setattr(ranking, "RERANK_BUDGET", 40)
+    monkeypatch.setattr(ranking, "RERANK_SHARE", 0)
     monkeypatch.setattr(ranking, "INITIAL_POINTS", 64)
     hits = []
     for _ in range(10):
@@ -357,8 +358,16 @@ def test_above_the_fallback_size_the_shortlist_answers_alone_with_exact_scores(m
         )
         assert "fallback" not in report and report["rounds"] == 1
         assert report["scored"] <= 40 and report["certified"] in (True, False)
+        assert report["budget"] == 40
         scored = np.isfinite(approx[0])
         np.testing.assert_allclose(approx[0, scored], exact[0, scored], rtol=1e-5)
         want, got = ranking.top_k(exact[0], 10), ranking.top_k(approx[0], 10)
         hits.append(len(set(want.tolist()) & set(got.tolist())) / 10)
     assert np.mean(hits) >= 0.9
+
+
+def test_the_rerank_budget_grows_with_the_candidates():
+    """At least RERANK_BUDGET, one in RERANK_SHARE of many candidates (docs/scale.md measures
+    the recall of each)."""
+    assert ranking.rerank_budget(100) == ranking.RERANK_BUDGET == 256
+    assert ranking.rerank_budget(9_200) == 9_200 // ranking.RERANK_SHARE == 1_150

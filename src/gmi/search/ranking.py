@@ -63,11 +63,22 @@ POINTS_PER_INITIAL = 400  # or one per this many indexed points, if more (denser
 MAX_POINTS = 16_384  # beyond this many, an uncertified shortlist falls back to the exact scan
 # ... on hubs of up to this many points (the exact scan costs <= ~70 ms there at r = 128,
 # bfloat16). Above, an exact scan per uncertified query is what an index is there to avoid
-# (1.7 s at 10^6 models): one shortlist, its RERANK_BUDGET models of least ESTIMATED distance
+# (1.1-1.7 s at 10^6 models): one shortlist, its rerank_budget() models of least ESTIMATED distance
 # scored exactly (gmi.search.summaries), and the answer reported `certified: false` (its
 # recall is measured: benchmarks/ann.py, docs/scale.md)
 EXACT_FALLBACK_MAX_POINTS = 1 << 21
+# the models scored exactly there: at least RERANK_BUDGET, and one in RERANK_SHARE of the
+# candidates (0: the floor only): the estimate misorders more among more candidates. Measured
+# (benchmarks/ann.py, docs/scale.md): 10^5 models, ~4,200 candidates, 256 -> recall@10 0.998,
+# 512 -> 1.000 (+1 ms); 10^6, ~9,200 candidates, 512 -> 0.894, 1,024 -> 0.934 (+4 ms)
 RERANK_BUDGET = 256
+RERANK_SHARE = 8
+
+
+def rerank_budget(candidates: int) -> int:
+    """How many of an uncertified big-hub shortlist's `candidates` are scored exactly."""
+    share = candidates // RERANK_SHARE if RERANK_SHARE else 0
+    return max(RERANK_BUDGET, share)
 
 
 def initial_points(total: int) -> int:
@@ -157,7 +168,8 @@ def _shortlisted(arrays, query: Query, plan: RankPlan, rule, info: dict) -> np.n
         if found is None:
             return None
         info.update(rounds=info["rounds"] + 1, points=n, candidates=int(found.slots.size))
-        budget = RERANK_BUDGET if approximate else None
+        budget = rerank_budget(int(found.slots.size)) if approximate else None
+        info["budget"] = budget
         out, complete = _rerank(arrays, found, query, plan, rule, local, budget)
         info["scored"] = int(np.isfinite(out).any(axis=0).sum())
         if not local:
