@@ -117,6 +117,10 @@ def measure(args: argparse.Namespace) -> list[dict]:
     build_s = getattr(searcher, "build_s", time.perf_counter() - t0)
     size_mb = searcher.size_mb(built)
     results = []
+    for q in range(len(features)):  # warm, as a serving process is: summaries built, the
+        # index's and the touched points' pages in memory (the first setting paid for them)
+        weights = PointWeights.from_prompts(prompts[[q]], 1, tau)
+        ranking.distances(arrays, features[[q]], weights, [[0]], searcher=searcher, k=10)
     sweep = [
         (nprobe, budget, most)
         for most in args.max_points
@@ -149,7 +153,7 @@ def run_queries(args, arrays, searcher, features, prompts, exact, tau) -> dict:
     times, recall, certified, rounds, candidates, reach, budgets = [], [], [], [], [], [], []
     profile = cProfile.Profile() if args.profile else None
     for q in range(len(features)):
-        if profile is not None and q == 1:  # the first query builds the summaries
+        if profile is not None and q == 0:
             profile.enable()
         weights = PointWeights.from_prompts(prompts[[q]], 1, tau)
         report: dict = {}

@@ -124,6 +124,9 @@ class SearchOut(BaseModel):
     points: int | None = Field(default=None, description="nearest points asked for, last round")
     candidates: int | None = Field(default=None, description="models in the last shortlist")
     scored: int | None = Field(default=None, description="models scored exactly, last round")
+    budget: int | None = Field(
+        default=None, description="big hubs: how many candidates could be scored exactly"
+    )
     fallback: str | None = Field(default=None, description="'exact scan' when not certified")
 
 
