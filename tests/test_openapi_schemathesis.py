@@ -67,7 +67,7 @@ def test_schemathesis_all_checks_pass(small_hub, tmp_path, with_token):
     print(output[-1500:])  # visible with -s: phases, cases, warnings
     assert code == 0, output[-6000:]
     assert summary is not None and int(summary.group(1)) >= 100, output[-2000:]
-    assert "Selected: 7/7" in output and "Tested: 7" in output
+    assert "Selected: 8/8" in output and "Tested: 8" in output
 
 
 def test_identify_passes_every_check_with_no_relaxation(small_hub, tmp_path):
@@ -87,4 +87,4 @@ def test_identify_passes_every_check_with_no_relaxation(small_hub, tmp_path):
     assert upload["files"]["maxItems"] == 1000
     assert upload["metadata"]["maxLength"] * 4 <= 2**20
     assert code == 0, output[-6000:]
-    assert "Selected: 1/7" in output, output[-2000:]
+    assert "Selected: 1/8" in output, output[-2000:]

@@ -23,16 +23,12 @@ from PIL import Image
 
 from gmi.encoders import Encoder, load_encoder
 from gmi.encoders.batches import encode_in_batches
-from gmi.errors import (
-    InvalidInputError,
-    NotFoundError,
-    SearchEngineError,
-    already_exists,
-)
+from gmi.errors import InvalidInputError, NotFoundError, SearchEngineError, already_exists
 from gmi.identify.evidence import evidence as model_evidence
 from gmi.identify.pipeline import Components, IdentifyRequest
 from gmi.identify.pipeline import identify as run_identify
 from gmi.identify.results import PROMPT_SOURCES, Identification, Match
+from gmi.identify.similar import SimilarModel, similar_models
 from gmi.interrogators import load_interrogator
 from gmi.metadata import Embedded
 from gmi.metadata.matching import NamedModels, named_models
@@ -320,8 +316,7 @@ class Hub:
         return out
 
     def _components(self, interrogator: str | None, exact: bool) -> Components:
-        """What identification runs with now: the current index snapshot and the models the
-        registry's settings name."""
+        """What identification runs with: the index snapshot and the models settings name."""
         index = self.index()
         settings = self.settings()
         return Components(
@@ -337,6 +332,13 @@ class Hub:
             device=self.compute_device,
             home=self.home,
         )
+
+    def similar(self, name: str, *, top: int = 5, exact: bool = False) -> list[SimilarModel]:
+        """The models whose images are most like `name`'s own (gmi.identify.similar)."""
+        settings = self.settings()
+        searcher = EXACT if exact else self._searcher(settings)
+        plan = ranking.RankPlan(backend=self.backend, device=self.compute_device, searcher=searcher)
+        return similar_models(self.index(), settings, plan, self.home, name, top)
 
     def search_index(self, *, rebuild: bool = False) -> dict[str, Any]:
         """Which searcher the registry uses and the state of its index (`gmi index`);

@@ -1,4 +1,4 @@
-"""`gmi models`, `gmi info NAME`, `gmi remove NAME`: the registry's catalogue."""
+"""`gmi models`, `gmi info NAME`, `gmi similar NAME`, `gmi remove NAME`: the catalogue."""
 
 from __future__ import annotations
 
@@ -44,6 +44,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_similar(args: argparse.Namespace) -> int:
+    found = open_hub(args).similar(args.name, top=args.top, exact=args.exact)
+    if args.json:
+        print(json.dumps([m.to_json() for m in found], indent=2))
+        return 0
+    width = max([len(m.model) for m in found] + [5])
+    print(f"{'model':<{width}}  score  distance")
+    for m in found:
+        print(f"{m.model:<{width}}  {m.score:5.3f}  {m.distance:8.4f}")
+    return 0
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     record = open_hub(args).remove(args.name)
     print(f"removed {record.name}")
@@ -51,7 +63,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """`models`, `info` and `remove`."""
+    """`models`, `info`, `similar` and `remove`."""
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
@@ -59,6 +71,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+    p = sub.add_parser(
+        "similar", help="the models whose images are most like this model's own spec images"
+    )
+    p.add_argument("name")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--exact", action="store_true", help="score every model (no shortlist)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_similar)
     p = sub.add_parser("remove", help="delete a model")
     p.add_argument("name")
     p.set_defaults(func=cmd_remove)

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from gmi.registry.base import Store
 
 # A model name; matched whole (fullmatch: "$" would also match before a trailing newline)
-NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?"
+# "owner/similar" is reserved: GET /api/models/{name}/similar would be ambiguous with it
+NAME_REGEX = r"(?![A-Za-z0-9._-]+/similar$)[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?"
+ANY_NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?"
 NAME_PATTERN = re.compile(NAME_REGEX)
 MAX_NAME = 128
 MAX_DESCRIPTION = 4000
@@ -27,7 +29,8 @@ def validate_name(name: str) -> str:
     if not NAME_PATTERN.fullmatch(name):
         raise InvalidInputError(
             f"invalid model name {name!r}: use letters, digits, '.', '_', '-' "
-            "(optionally 'owner/name'), starting with a letter or digit"
+            "(optionally 'owner/name', where the name is not 'similar'), starting with a "
+            "letter or digit"
         )
     return name
 
@@ -81,6 +84,7 @@ def normalise_model_hash(value: str) -> str:
 
 
 __all__ = [
+    "ANY_NAME_REGEX",
     "MAX_DESCRIPTION",
     "MAX_LOOKUP_KEYS",
     "MAX_NAME",

@@ -5,6 +5,7 @@
     GET  /api/models                      the catalogue
     GET  /api/models/{name}               one model, with example prompts and image URLs
     GET  /api/models/{name}/images/{i}    an example image (JPEG thumbnail)
+    GET  /api/models/{name}/similar       the models most like this one (gmi similar)
     POST /api/models                      add a model (admin): imagefolder zip or files
     DELETE /api/models/{name}             remove a model (admin)
     GET  /, /gallery, /admin              the web pages (static, offline)

@@ -9,16 +9,18 @@ from fastapi import UploadFile
 from starlette.convertors import Convertor, register_url_convertor
 
 from gmi.errors import PayloadTooLargeError
-from gmi.registry.validation import MAX_NAME, NAME_REGEX
+from gmi.registry.validation import ANY_NAME_REGEX, MAX_NAME, NAME_REGEX
 
-NAME_SCHEMA_PATTERN = f"^{NAME_REGEX}$"
+# the OpenAPI / pydantic pattern: pydantic's regex engine has no look-ahead, so it cannot
+# say that "owner/similar" is reserved; the route convertor and validate_name refuse it
+NAME_SCHEMA_PATTERN = f"^{ANY_NAME_REGEX}$"
 
 
 class ModelNameConvertor(Convertor):
     """`{name:model}` in a route: exactly a valid model name (one optional "owner/"), so a
     route for /api/models/{name} never swallows /api/models/{name}/images/{index}."""
 
-    regex = NAME_REGEX.replace("(", "(?:")
+    regex = NAME_REGEX.replace("(/", "(?:/")
 
     def convert(self, value: str) -> str:
         return value
@@ -27,7 +29,15 @@ class ModelNameConvertor(Convertor):
         return value
 
 
+class AnyModelNameConvertor(ModelNameConvertor):
+    """`{name:model_any}`: a model name in a route that ends in a reserved word
+    (/api/models/{name}/similar), where "owner/similar" is not a name."""
+
+    regex = ANY_NAME_REGEX.replace("(", "(?:")
+
+
 register_url_convertor("model", ModelNameConvertor())
+register_url_convertor("model_any", AnyModelNameConvertor())
 ModelName = Annotated[
     str,
     PathParam(

@@ -163,6 +163,16 @@ class ModelOut(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class SimilarOut(BaseModel):
+    """A model whose images are like the asked model's own (gmi.identify.similar)."""
+
+    model: str
+    score: float = Field(
+        description="calibrated as identify's: the share of genuine matches at least this far"
+    )
+    distance: float
+
+
 class ModelDetailOut(ModelOut):
     example_prompts: list[str]
     images: list[str] = Field(description="URLs of example images (JPEG thumbnails)")

@@ -1,4 +1,5 @@
-"""The catalogue (GET /api/models...) and the admin writes (POST / DELETE /api/models)."""
+"""The catalogue (GET /api/models..., similar models) and the admin writes (POST / DELETE
+/api/models)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from gmi.errors import GmiError, InvalidInputError, NotFoundError, PayloadTooLargeError
+from gmi.identify.similar import MAX_TOP as MAX_SIMILAR
 from gmi.model_hash import parse_model_id
 from gmi.registry.files import ModelRecord
 from gmi.registry.validation import MAX_DESCRIPTION, MAX_NAME, validate_description
@@ -93,6 +95,23 @@ def model_image(
     if record is None:
         raise NotFoundError(f"no model named {name!r}")
     return FileResponse(service.hub.registry().thumbnail(record, index), media_type="image/jpeg")
+
+
+@router.get(
+    "/api/models/{name:model_any}/similar",
+    response_model=list[schemas.SimilarOut],
+    responses=error_responses(400, 404, 503),
+    summary="The models whose images are most like this model's own spec images",
+    description="Its spec images ranked as one requirement, itself left out (`gmi similar`).",
+)
+def similar_models(
+    service: Service,
+    name: ModelName,
+    top: Annotated[int, Query(ge=1, le=MAX_SIMILAR)] = 5,
+) -> list[dict[str, Any]]:
+    if not service.hub.exists():
+        raise NotFoundError(f"no model named {name!r}")
+    return [m.to_json() for m in service.hub.similar(name, top=top)]
 
 
 @router.get(
