@@ -60,13 +60,11 @@ __all__ = ["PROMPT_SOURCES", "Hub", "Identification", "Match"]
 class Hub:
     """A registry (any `Store`) plus the models (encoder, interrogator) its settings name.
 
-    requested settings (keywords named in gmi.settings.REQUESTABLE: encoder, interrogator,
-    n_points, gamma, tau, combine, augment, scoring, space, searcher, milvus_uri): used when
-    the registry is created (first submit); afterwards the registry's own settings rule, and
-    asking for another encoder is refused (features of two encoders are not comparable). The
-    interrogator can be overridden per identify call. device: where encoders and scoring run
-    ("auto": CUDA when present). backend: the ranking core's arithmetic
-    (gmi.search.ranking.BACKENDS). store: a Store, or a postgresql:// URL.
+    requested settings (keywords in gmi.settings.REQUESTABLE): used when the registry is
+    created (first submit); afterwards the registry's own settings rule, and asking for another
+    encoder is refused (features of two encoders are not comparable). The interrogator can be
+    overridden per identify call. device: where encoders and scoring run ("auto": CUDA when
+    present). backend: gmi.search.ranking.BACKENDS. store: a Store, or a postgresql:// URL.
 
     Thread-safe for identification: the index is an immutable snapshot swapped under a small
     lock when the registry changes (in this process or any other); scoring runs unlocked.
