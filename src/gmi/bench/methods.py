@@ -188,9 +188,9 @@ def _ranked(
     combine: str = "mean",
 ) -> np.ndarray:
     """Distances [groups, models] through the ranking core that `gmi identify` uses."""
-    weights = weights or PointWeights.uniform(len(features))
-    if combine == "joint" and scoring == "rkme":
-        weights = weights.per_group(ctx.groups)
+    weights = (weights or PointWeights.uniform(len(features))).for_rule(
+        ctx.groups, scoring, combine
+    )
     return ranking.distances(
         index.arrays, features, weights, ctx.groups, scoring=scoring, combine=combine
     )

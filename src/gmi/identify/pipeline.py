@@ -91,8 +91,7 @@ def identify(
     )
     t2 = time.perf_counter()
     groups = steps.groups_of(len(decoded), request.together)
-    if settings.combine == "joint" and settings.scoring == "rkme":
-        weights = weights.per_group(groups)
+    weights = weights.for_rule(groups, settings.scoring, settings.combine)
     named, hashed = steps.exact_matches(embedded, parts.named_models, index)
     search: dict[str, Any] = {}
     plan = RankPlan(

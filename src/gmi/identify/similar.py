@@ -62,8 +62,7 @@ def similar_models(
     prompts = np.asarray(arrays.prompts)[np.asarray(arrays.pair_prompt[p0:p1])]
     weights = PointWeights.from_prompts(prompts, p1 - p0, settings.tau)
     groups = [list(range(p1 - p0))]
-    if settings.combine == "joint" and settings.scoring == "rkme":
-        weights = weights.per_group(groups)
+    weights = weights.for_rule(groups, settings.scoring, settings.combine)
     plan = replace(plan, scoring=settings.scoring, combine=settings.combine, k=top + 1)
     row = ranking.distances(arrays, features, weights, groups, plan)[0]
     row[slot] = np.inf

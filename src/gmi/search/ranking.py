@@ -241,16 +241,14 @@ def _rescore_band(arrays, out, query: Query, plan: RankPlan, rule) -> None:
         return
     slots = live[chosen]
     union = arrays.subset(slots)  # decoded once, float32
-    if len(query.groups) == 1:
-        out[:, slots] = _score(union, query, plan, rule)
-        return
     for g, group in enumerate(query.groups):
         columns = np.flatnonzero(bands[g, chosen])
         if columns.size:
+            mine = union if columns.size == slots.size else union.subset(columns)
             alone = Query(
                 query.features[list(group)], query.weights.select(group), [range(len(group))]
             )
-            out[g, slots[columns]] = _score(union.subset(columns), alone, plan, rule)[0]
+            out[g, slots[columns]] = _score(mine, alone, plan, rule)[0]
 
 
 def _score_missing(arrays, out, query: Query, plan: RankPlan, rule) -> np.ndarray:

@@ -56,6 +56,11 @@ class PointWeights:
         kinds = [self.kinds[i] for i in rows]
         return PointWeights(kinds, prompts, visuals, self.text_visuals, self.tau, self.temperature)
 
+    def for_rule(self, groups: Sequence[Sequence[int]], scoring: str, combine: str) -> PointWeights:
+        """The weights as the scoring rule reads them: one row per group for the joint RKME
+        (per_group), one per image otherwise."""
+        return self.per_group(groups) if combine == "joint" and scoring == "rkme" else self
+
     def per_group(self, groups: Sequence[Sequence[int]]) -> PointWeights:
         """One row per group, for the joint RKME: the group's prompt embeddings averaged and
         renormalised (METHOD.md's single-embedding reading), or its visual vectors averaged."""
