@@ -13,9 +13,10 @@ if TYPE_CHECKING:
     from gmi.registry.base import Store
 
 # A model name; matched whole (fullmatch: "$" would also match before a trailing newline)
-# "owner/similar" is reserved: GET /api/models/{name}/similar would be ambiguous with it
-NAME_REGEX = r"(?![A-Za-z0-9._-]+/similar$)[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?"
 ANY_NAME_REGEX = r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?"
+# "owner/similar" is reserved: GET /api/models/{name}/similar would be ambiguous with it
+RESERVED_NAME = "similar"
+NAME_REGEX = rf"(?![A-Za-z0-9._-]+/{RESERVED_NAME}$){ANY_NAME_REGEX}"
 NAME_PATTERN = re.compile(NAME_REGEX)
 MAX_NAME = 128
 MAX_DESCRIPTION = 4000
@@ -29,7 +30,7 @@ def validate_name(name: str) -> str:
     if not NAME_PATTERN.fullmatch(name):
         raise InvalidInputError(
             f"invalid model name {name!r}: use letters, digits, '.', '_', '-' "
-            "(optionally 'owner/name', where the name is not 'similar'), starting with a "
+            f"(optionally 'owner/name', where the name is not {RESERVED_NAME!r}), starting with a "
             "letter or digit"
         )
     return name
