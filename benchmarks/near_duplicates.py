@@ -1,59 +1,101 @@
-"""Copies vs siblings for a near-duplicate rule (issue 26 step 3): every model of a hub is
-submitted again under `copy/NAME` from images of the SAME zoo model drawn with other seeds (a
-re-upload), then `Hub.similar` says how far each copy is from its original and how far each
-original is from its nearest distinct model.
+"""The near-duplicate rule (gmi.identify.duplicates) on the zoos: copies vs siblings.
 
-    .venv/bin/python benchmarks/near_duplicates.py DEMO_HUB OUT.json
+For every model M of a zoo, a COPY is M's spec prompts drawn again with other seeds (a
+re-upload of the same model under another name). The hub's index holds every model as
+submitted (the bench's in-memory index: the registry default's learned space and kernel).
 
-DEMO_HUB is copied (`gmi demo` builds one); rows go to OUT.json, a summary to stdout.
+- detection: the copy is flagged as a near-duplicate of M (tested against the CANDIDATES
+  models closest to it, as a submit does);
+- false alarm: M itself, submitted to a hub that holds every OTHER model, is flagged as a
+  near-duplicate of one of them (its siblings are the closest).
+
+    python benchmarks/near_duplicates.py --zoo builtin --json
+    python benchmarks/near_duplicates.py --zoo heldout --encoder trained:W.safetensors
 """
 
+from __future__ import annotations
+
+import argparse
 import json
-import shutil
-import sys
-from pathlib import Path
+import time
 
-import gmi  # noqa
-from gmi.hub import Hub
+import numpy as np
+
+from gmi.augment import spec_views
+from gmi.bench.data import builtin_data
+from gmi.bench.methods import BenchContext
+from gmi.encoders import DEFAULT_ENCODER
+from gmi.encoders.batches import encode_in_batches
+from gmi.identify.duplicates import CANDIDATES, ModelImages, mmd2, test_copy
 from gmi.zoo import load_zoo
-from gmi.zoo.export import spec_images
 
-src = Path(sys.argv[1])
-home = Path(sys.argv[1] + "-copies")
-if not home.exists():
-    shutil.copytree(src, home, ignore=shutil.ignore_patterns("ann", "milvus.db"))
+COPY_SEED = 10_000
 
-hub = Hub(home)
-zoo = load_zoo()
-names = [r.name for r in hub.models() if not r.name.startswith("copy/")]
-rows = []
-for name in names:
-    images, prompts = spec_images(name)
-    again = [zoo[name].generate(p, seed=10_000 + i) for i, p in enumerate(prompts)]
-    if not hub.registry().exists(f"copy/{name}"):
-        hub.submit_images(f"copy/{name}", again, prompts, progress=False)
-for name in names:
-    found = hub.similar(f"copy/{name}", top=2)
-    others = [m for m in hub.similar(name, top=40) if not m.model.startswith("copy/")]
-    rows.append(
-        {
-            "model": name,
-            "dup": found[0].model == name,
-            "dup_d": found[0].distance,
-            "dup_score": found[0].score,
-            "nearest_other": others[0].model,
-            "other_d": others[0].distance,
-            "other_score": others[0].score,
-        }
-    )
-Path(sys.argv[2]).write_text(json.dumps(rows, indent=1))
-d = [r["dup_d"] for r in rows]
-o = [r["other_d"] for r in rows]
-print("copies found first:", sum(r["dup"] for r in rows), "/", len(rows))
-print("dup distance max", max(d), "other (nearest distinct model) min", min(o))
-print(
-    "dup score min",
-    min(r["dup_score"] for r in rows),
-    "other score max",
-    max(r["other_score"] for r in rows),
-)
+
+def closest(new: np.ndarray, others: dict[str, np.ndarray], gamma: float) -> list[str]:
+    """The models whose images are closest to `new` (smallest MMD^2), best first."""
+    order = sorted(others, key=lambda name: mmd2(new, others[name], gamma))
+    return order[:CANDIDATES]
+
+
+def flagged(new: ModelImages, others: dict[str, ModelImages], gamma: float) -> str | None:
+    points = {name: images.points for name, images in others.items()}
+    for name in closest(new.points, points, gamma):
+        _, statistic, threshold = test_copy(new, others[name], gamma)
+        if statistic <= threshold:
+            return name
+    return None
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--zoo", default="builtin", choices=("builtin", "heldout"))
+    p.add_argument("--encoder", default=DEFAULT_ENCODER)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    started = time.perf_counter()
+    data = builtin_data(catalogue=args.zoo, queries_per_model=1, progress=False)
+    ctx = BenchContext(data, args.encoder, [[0]], space="whiten", space_dims=128, progress=False)
+    arrays = ctx.index().arrays
+    gamma = arrays.gamma
+    prompts = ctx.spec_prompt_embeddings
+
+    def images(features: np.ndarray, model_index: int) -> ModelImages:
+        model = data.models[model_index]
+        return ModelImages(features, arrays.to_space(features), model.prompts, prompts[model_index])
+
+    spec = {m.name: images(ctx.features[0][i], i) for i, m in enumerate(data.models)}
+    zoo = load_zoo(args.zoo)
+    rows = []
+    for index, model in enumerate(data.models):
+        again = [
+            zoo[model.name].generate(prompt, seed=COPY_SEED + i)
+            for i, prompt in enumerate(model.prompts)
+        ]
+        copy = images(encode_in_batches(ctx.encoder, spec_views(again, "jpeg"), "", False), index)
+        others = {n: v for n, v in spec.items() if n != model.name}
+        rows.append(
+            {
+                "model": model.name,
+                "family": model.family,
+                "copy_flagged_as": flagged(copy, spec, gamma),
+                "alone_flagged_as": flagged(spec[model.name], others, gamma),
+            }
+        )
+    detected = sum(r["copy_flagged_as"] == r["model"] for r in rows)
+    false_alarms = [r for r in rows if r["alone_flagged_as"] is not None]
+    summary = {
+        "zoo": args.zoo,
+        "encoder": args.encoder,
+        "models": len(rows),
+        "copies_detected": detected,
+        "false_alarms": len(false_alarms),
+        "false_alarm_pairs": [[r["model"], r["alone_flagged_as"]] for r in false_alarms],
+        "seconds": round(time.perf_counter() - started, 1),
+        "rows": rows,
+    }
+    print(json.dumps(summary, indent=None if args.json else 1))
+
+
+if __name__ == "__main__":
+    main()

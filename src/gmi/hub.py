@@ -24,6 +24,7 @@ from PIL import Image
 from gmi.encoders import Encoder, load_encoder
 from gmi.encoders.batches import encode_in_batches
 from gmi.errors import InvalidInputError, NotFoundError, SearchEngineError, already_exists
+from gmi.identify.duplicates import CANDIDATES, NearDuplicate, find_near_duplicate
 from gmi.identify.evidence import evidence as model_evidence
 from gmi.identify.pipeline import Components, IdentifyRequest
 from gmi.identify.pipeline import identify as run_identify
@@ -44,6 +45,7 @@ from gmi.search import ranking
 from gmi.search.searchers import EXACT, Searcher, registry_searcher
 from gmi.settings import REQUESTABLE, HubSettings
 from gmi.spec.specification import Specification
+from gmi.submit.kept import kept_files
 from gmi.submit.manifest import ManifestEntry
 from gmi.submit.prepare import (
     Job,
@@ -134,7 +136,7 @@ class Hub:
 
     @property
     def encoder(self) -> Encoder:
-        return load_encoder(self.settings().encoder, self.compute_device)
+        return load_encoder(self.settings().encoder, self.compute_device, str(self.home))
 
     def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Encoder features [n, d] of decoded images, in batches."""
@@ -239,31 +241,17 @@ class Hub:
         if not replace and self.exists() and self.registry().exists(name):
             raise already_exists(name)
         spec = encode_specification(
-            name, images, prompts, settings, self.compute_device, progress=progress
-        )
-        return self.store_spec(
-            name,
-            spec,
+            name, images, prompts, settings, self.compute_device, progress=progress,
+            home=str(self.home),
+        )  # fmt: skip
+        write = SpecWrite(
             thumbnails=[thumbnail_bytes(im) for im in images],
             description=description,
             replace=replace,
             model_hashes=model_hashes,
             extra=extra,
+            kept=kept_files(settings.keep_images, images, prompts),
         )
-
-    def store_spec(
-        self,
-        name: str,
-        spec: Specification,
-        *,
-        thumbnails: list[bytes],
-        description: str | None = None,
-        replace: bool = False,
-        model_hashes: list[str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> ModelRecord:
-        """The registry write of a submit (gmi.submit.write.SpecWriter.store)."""
-        write = SpecWrite(thumbnails, description, replace, model_hashes, extra)
         return self.writer.store(name, spec, write)
 
     # -- identification stage ------------------------------------------------------------
@@ -320,7 +308,7 @@ class Hub:
         return Components(
             index=index,
             settings=settings,
-            encoder=load_encoder(settings.encoder, self.compute_device),
+            encoder=load_encoder(settings.encoder, self.compute_device, str(self.home)),
             interrogator=load_interrogator(
                 interrogator or settings.interrogator, self.compute_device
             ),
@@ -337,6 +325,11 @@ class Hub:
         searcher = EXACT if exact else self._searcher(settings)
         plan = ranking.RankPlan(backend=self.backend, device=self.compute_device, searcher=searcher)
         return similar_models(self.index(), settings, plan, self.home, name, top)
+
+    def near_duplicate(self, name: str) -> NearDuplicate | None:
+        """Whether registered model `name` copies another (gmi.identify.duplicates)."""
+        similar = lambda: [m.model for m in self.similar(name, top=CANDIDATES)]  # noqa: E731
+        return find_near_duplicate(self.registry(), self.index, name, similar)
 
     def search_index(self, *, rebuild: bool = False) -> dict[str, Any]:
         """Which searcher the registry uses and the state of its index (`gmi index`);

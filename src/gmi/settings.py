@@ -18,6 +18,7 @@ from gmi.search.rules import SCORINGS
 from gmi.search.searchers import SEARCHER_NAMES
 from gmi.spec.scoring import DEFAULT_SCORING, DEFAULT_TAU
 from gmi.spec.space import DEFAULT_SPACE, DEFAULT_SPACE_DIMS, SPACES, storage_of
+from gmi.submit.kept import DEFAULT_KEEP_IMAGES, KEEP_IMAGES
 
 COMBINES = ("mean", "joint")
 # what a caller may ask of a registry it creates (Hub keywords, `gmi init` options); the rest
@@ -35,6 +36,7 @@ REQUESTABLE = (
     "space_dims",
     "searcher",
     "milvus_uri",
+    "keep_images",
 )
 
 
@@ -48,6 +50,7 @@ class HubSettings:
     scoring: str = DEFAULT_SCORING
     searcher: str = "exact"
     milvus_uri: str | None = None  # the milvus searcher's Milvus (a .db file = Milvus Lite)
+    keep_images: str = DEFAULT_KEEP_IMAGES  # what a submit keeps of its images (submit/kept)
     space: str = DEFAULT_SPACE  # registries made before the learned space stored "identity"
     # directions the learned space keeps (0 = all, float32 points: registries made before
     # compact spaces); r > 0 packs points r wide in bfloat16 (gmi.spec.space, gmi.search.bf16)
@@ -64,6 +67,7 @@ class HubSettings:
             ("combine", COMBINES),
             ("searcher", SEARCHER_NAMES),
             ("space", SPACES),
+            ("keep_images", KEEP_IMAGES),
         ):
             if getattr(self, key) not in valid:
                 raise InvalidInputError(f"{key} must be one of {', '.join(valid)}")
@@ -138,4 +142,5 @@ _TEXT = (
     "searcher",
     "space",
     "milvus_uri",
+    "keep_images",
 )

@@ -18,7 +18,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gmi import __version__
-from gmi.cli import bench, catalogue, doctor, identify, init, maintenance, serve, submit, zoo
+from gmi.cli import (
+    bench,
+    catalogue,
+    doctor,
+    identify,
+    init,
+    maintenance,
+    serve,
+    submit,
+    train,
+    zoo,
+)
 from gmi.cli.identify import print_identification
 from gmi.errors import GmiError
 from gmi.search.ranking import DEVICES
@@ -26,7 +37,7 @@ from gmi.search.ranking import DEVICES
 __all__ = ["build_parser", "main", "print_identification"]
 
 # the command groups, in the order `gmi --help` lists their commands
-COMMAND_GROUPS = (init, submit, identify, catalogue, zoo, bench, maintenance, serve, doctor)
+COMMAND_GROUPS = (init, submit, identify, catalogue, train, zoo, bench, maintenance, serve, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         "gmi_version": spec.gmi_version,
         "example_prompts": spec.prompt_texts[:5],
         "model_hashes": open_hub(args).registry().model_hashes(record.name),
+        "kept_images": record.extra.get("kept_images")
+        or "none (submitted before gmi kept spec images, or with keep_images=none): "
+        "gmi reencode cannot rebuild this model's spec",
     }
     if args.json:
         print(json.dumps(info, indent=2))

@@ -29,3 +29,24 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def add_executor_arguments(p: argparse.ArgumentParser) -> None:
+    """Where a command's per-model tasks run (submit-many, reencode, train)."""
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the tasks on Ray: local (a private instance here), auto (the cluster this "
+        "machine joined with `ray start`) or a cluster address",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="tasks at once (default: 1 in this process; with --ray, the cluster's CPUs)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="times a task whose worker process died is run again (default 2)",
+    )

@@ -10,6 +10,7 @@ from gmi.search.rules import SCORINGS
 from gmi.search.searchers import SEARCHER_NAMES
 from gmi.settings import COMBINES
 from gmi.spec.space import DEFAULT_SPACE_DIMS, SPACES
+from gmi.submit.kept import KEEP_IMAGES
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -30,6 +31,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         space_dims=args.space_dims,
         searcher=args.searcher,
         milvus_uri=args.milvus_uri,
+        keep_images=args.keep_images,
     )
     settings = hub.init()
     print(f"registry {hub.home}")
@@ -51,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gamma", type=float, help="kernel width (default: median heuristic)")
     p.add_argument("--tau", type=float, help="prompt-kernel temperature")
     p.add_argument("--augment", choices=AUGMENTS, help="spec image views (default: jpeg)")
+    p.add_argument(
+        "--keep-images",
+        choices=KEEP_IMAGES,
+        help="what a submit keeps of its images, for `gmi reencode` and `gmi train`: "
+        "original (default: the bytes as submitted), jpeg (a copy of at most 1024 px, "
+        "quality 95) or none",
+    )
     p.add_argument(
         "--scoring",
         choices=SCORINGS,

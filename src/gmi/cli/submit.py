@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from gmi.cli.common import open_hub, stdout_to_stderr
+from gmi.cli.common import add_executor_arguments, open_hub, stdout_to_stderr
+
+
+def near_duplicate_line(name: str, duplicate) -> str:
+    """The warning a submit prints for a near-duplicate (scripts look for its words)."""
+    why = (
+        "it was submitted with a checkpoint identity registered for it"
+        if duplicate.reason == "checkpoint"
+        else "their images cannot be told apart"
+    )
+    return f"{name} is a near-duplicate of {duplicate.model} ({why})"
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -30,8 +41,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
     record, made = hub.submit_entry(entry, replace=args.replace, progress=not args.quiet)
     generated = made if args.diffusers else None
     elapsed = time.perf_counter() - started
+    duplicate = hub.near_duplicate(record.name)
+    if duplicate is not None:
+        print(f"gmi: warning: {near_duplicate_line(record.name, duplicate)}", file=sys.stderr)
     if args.json:
         extra = {} if generated is None else {"generated": generated}
+        extra["near_duplicate_of"] = duplicate.model if duplicate else None
         print(json.dumps({**record.to_json(), **extra, "seconds": round(elapsed, 3)}))
     else:
         split = f" (split {record.extra['split']!r})" if record.extra.get("split") else ""
@@ -69,6 +84,11 @@ def cmd_submit_many(args: argparse.Namespace) -> int:
         )
         for failure in result.failed:
             print(f"  failed {failure['name']}: {failure['error']}")
+    for found in result.near_duplicates:
+        print(
+            f"gmi: warning: {found['name']} is a near-duplicate of {found['near_duplicate_of']}",
+            file=sys.stderr,
+        )
     return 1 if result.failed else 0
 
 
@@ -137,23 +157,7 @@ def _register_submit_many(sub: argparse._SubParsersAction) -> None:
         help='one model per line: {"name", "images": DIR} or {"name", "diffusers": ID_OR_PATH, '
         '"lora", "prompts": FILE, "steps", "images_per_prompt"}, optional "description"',
     )
-    p.add_argument(
-        "--ray",
-        metavar="ADDRESS",
-        help="run the tasks on Ray: local (a private instance here), auto (the cluster this "
-        "machine joined with `ray start`) or a cluster address",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        help="tasks at once (default: 1 in this process; with --ray, the cluster's CPUs)",
-    )
-    p.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help="times a task whose worker process died is run again (default 2)",
-    )
+    add_executor_arguments(p)
     p.add_argument(
         "--replace", action="store_true", help="update models registered with other inputs"
     )

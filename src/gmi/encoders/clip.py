@@ -63,5 +63,5 @@ class ClipEncoder(Encoder):
         return l2_normalise(_features(self.model.get_text_features(**inputs)).float().cpu().numpy())
 
 
-def create(argument: str | None, device: str = "cpu") -> ClipEncoder:
+def create(argument: str | None, device: str = "cpu", home: str | None = None) -> ClipEncoder:
     return ClipEncoder(argument or DEFAULT_CLIP, device=device)

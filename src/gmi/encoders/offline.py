@@ -75,5 +75,5 @@ class OfflineEncoder(Encoder):
         return text_minilm.encode_texts(texts, device=self.device)
 
 
-def create(argument: str | None, device: str = "cpu") -> OfflineEncoder:
+def create(argument: str | None, device: str = "cpu", home: str | None = None) -> OfflineEncoder:
     return OfflineEncoder(argument or "default", device=device)

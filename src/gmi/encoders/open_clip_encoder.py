@@ -49,5 +49,5 @@ class OpenClipEncoder(Encoder):
         return l2_normalise(self.model.encode_text(self.tokenizer(list(texts))).float().numpy())
 
 
-def create(argument: str | None, device: str = "cpu") -> OpenClipEncoder:
+def create(argument: str | None, device: str = "cpu", home: str | None = None) -> OpenClipEncoder:
     return OpenClipEncoder(argument or "ViT-B-32/laion2b_s34b_b79k")

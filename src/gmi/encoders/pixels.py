@@ -46,5 +46,5 @@ class PixelEncoder(Encoder):
         return l2_normalise(out)
 
 
-def create(argument: str | None, device: str = "cpu") -> PixelEncoder:
+def create(argument: str | None, device: str = "cpu", home: str | None = None) -> PixelEncoder:
     return PixelEncoder(int(argument) if argument else 32)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gmi.attribution.weights import problem_with as weights_problem
 from gmi.errors import CorruptSpecError
 from gmi.registry.leftovers import delete_leftover, leftovers
 from gmi.registry.packed.check import check_packed
@@ -97,6 +98,9 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
     gamma = float(settings["gamma"]) if "gamma" in settings else None
     records = registry.list()
     report.models = len(records)
+    weights = weights_problem(registry.home, settings.get("encoder", ""))
+    if weights:  # a trained encoder (gmi train) whose weights are gone: nothing can encode
+        report.problems.append(f"encoder: {weights}")
     dims: set[tuple[int, int]] = set()
     broken: list[ModelRecord] = []
     regamma: list[ModelRecord] = []

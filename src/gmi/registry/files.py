@@ -5,6 +5,8 @@ written whole or not at all). SQLite (gmi.registry.store) and PostgreSQL
 
     specs/<id>.safetensors   one spec per model (arrays + JSON header), named by a random id
     thumbs/<id>/NNNN.jpg     its example thumbnails, one folder renamed into place
+    images/<id>/             its kept spec images, an imagefolder (gmi.submit.kept): what
+                             `gmi reencode` reads; linked, not copied, when the spec is rebuilt
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from typing import Any
 
 from gmi.errors import CorruptSpecError, NotFoundError, StorageError
 from gmi.registry.atomic import atomic_write, dir_mode, fsync_dir
-from gmi.registry.writes import ModelWrite, NewFiles, RowDialect, upsert_row
+from gmi.registry.writes import ModelWrite, NewFiles, RowDialect, Swap, check_and_set, upsert_row
 from gmi.spec.specification import Specification
 
 THUMB_DIR = "thumbs"
 SPEC_DIR = "specs"
+KEPT_DIR = "images"
+FOLDERS = (THUMB_DIR, KEPT_DIR)  # per-spec folders named by the spec file's id
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,20 @@ class SpecFiles:
                 "nothing was changed"
             ) from exc
 
-    def _write_files(self, spec_file: str, data: bytes, thumbnails: list[bytes] | None) -> None:
-        """A new spec file and its thumbnails (before the catalogue row that points at them)."""
+    def _write_files(self, spec_file: str, data: bytes, write: ModelWrite) -> None:
+        """A new spec file, its thumbnails and kept images (before the catalogue row that
+        points at them)."""
         try:
             self._storage(lambda: atomic_write(self.spec_dir / spec_file, data))
-            if thumbnails:
-                self._storage(lambda: self._write_thumbnails(spec_file, thumbnails))
+            if write.thumbnails:
+                thumbs = [(f"{i:04d}.jpg", t) for i, t in enumerate(write.thumbnails)]
+                self._storage(lambda: self._write_folder(THUMB_DIR, spec_file, thumbs))
+            if write.kept:
+                kept = write.kept
+                self._storage(lambda: self._write_folder(KEPT_DIR, spec_file, kept))
+            if write.linked_from:
+                old = write.linked_from
+                self._storage(lambda: self.copy_folders(old, spec_file))
         except StorageError:
             self._delete_files(spec_file)
             raise
@@ -98,12 +110,14 @@ class SpecFiles:
         writes: Sequence[ModelWrite],
         transaction: Callable[[], AbstractContextManager[Any]],
         rows: RowDialect,
+        swap: Swap | None = None,
     ) -> None:
         """The write template (gmi.registry.writes): every model's files first (atomic),
         then all their rows in ONE `transaction` (a context giving something with .execute):
         a batch is committed whole or not at all. A failure before the commit deletes the
         new files; replaced models' files go after it. One model per transaction is what a
-        submit does; a bulk import (a catalogue, a benchmark hub) passes many."""
+        submit does; a bulk import (a catalogue, a benchmark hub) passes many; a re-encode
+        passes every model and a `swap` (checked and applied in the same transaction)."""
         new: list[NewFiles] = []
         try:
             for write in writes:
@@ -111,9 +125,11 @@ class SpecFiles:
                 made = NewFiles(
                     f"{uuid.uuid4().hex}.safetensors", hashlib.sha256(data).hexdigest(), time.time()
                 )
-                self._write_files(made.spec_file, data, write.thumbnails)
+                self._write_files(made.spec_file, data, write)
                 new.append(made)
             with transaction() as db:
+                if swap is not None:
+                    check_and_set(db.execute, rows, swap)
                 old_files = [
                     upsert_row(db.execute, rows, write, made)
                     for write, made in zip(writes, new, strict=True)
@@ -128,24 +144,47 @@ class SpecFiles:
         if any(old_files):
             fsync_dir(self.spec_dir)
 
-    # -- example thumbnails ----------------------------------------------------------------
+    # -- per-spec folders: example thumbnails, kept images --------------------------------
     def thumbnail_dir(self, spec_file: str) -> Path:
         return self.home / THUMB_DIR / Path(spec_file).stem
 
-    def _write_thumbnails(self, spec_file: str, thumbnails: list[bytes]) -> None:
-        """All thumbnails into a temp folder, then one rename: present whole or not at all."""
-        root = self.home / THUMB_DIR
+    def kept_dir(self, spec_file: str) -> Path:
+        """Where a spec's kept images are (an imagefolder; absent when none were kept)."""
+        return self.home / KEPT_DIR / Path(spec_file).stem
+
+    def _write_folder(
+        self, kind: str, spec_file: str, files: list[tuple[str, bytes]] | Path
+    ) -> None:
+        """A spec's folder of `kind` (thumbs, images) written into a temp folder, then one
+        rename: present whole or not at all. `files` as (name, bytes), or an existing folder
+        whose files are hard-linked (copied where links cannot be made): a rebuilt spec keeps
+        its images without a second copy on disk."""
+        root = self.home / kind
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
         try:
             tmp.chmod(dir_mode())  # mkdtemp's 0700 would hide the images from other accounts
-            for i, data in enumerate(thumbnails):
-                (tmp / f"{i:04d}.jpg").write_bytes(data)
-            os.replace(tmp, self.thumbnail_dir(spec_file))
+            if isinstance(files, Path):
+                for path in sorted(files.iterdir()):
+                    try:
+                        os.link(path, tmp / path.name)
+                    except OSError:
+                        shutil.copy2(path, tmp / path.name)
+            else:
+                for name, data in files:
+                    (tmp / name).write_bytes(data)
+            os.replace(tmp, root / Path(spec_file).stem)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         fsync_dir(root)
+
+    def copy_folders(self, old_spec_file: str, new_spec_file: str) -> None:
+        """A rebuilt spec's thumbnails and kept images: the old spec's, linked."""
+        for kind in FOLDERS:
+            old = self.home / kind / Path(old_spec_file).stem
+            if old.is_dir():
+                self._write_folder(kind, new_spec_file, old)
 
     def thumbnail(self, record: ModelRecord, index: int) -> Path:
         """The path of example image `index` of a model; NotFoundError when there is none.
@@ -169,4 +208,5 @@ class SpecFiles:
 
     def _delete_files(self, spec_file: str) -> None:
         (self.spec_dir / spec_file).unlink(missing_ok=True)
-        shutil.rmtree(self.thumbnail_dir(spec_file), ignore_errors=True)
+        for kind in FOLDERS:
+            shutil.rmtree(self.home / kind / Path(spec_file).stem, ignore_errors=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ from gmi.registry.dsn import redacted, scrubbed
 from gmi.registry.files import SPEC_DIR, ModelRecord, SpecFiles
 from gmi.registry.store import Registry
 from gmi.registry.validation import MAX_LOOKUP_KEYS, checked_submission, models_with_identity
-from gmi.registry.writes import POSTGRES_ROWS, ModelWrite
+from gmi.registry.writes import POSTGRES_ROWS, ModelWrite, Swap
 from gmi.spec.specification import Specification
 
 if TYPE_CHECKING:
@@ -183,14 +183,19 @@ class PostgresStore(SpecFiles):
         extra: dict[str, Any] | None = None,
         thumbnails: list[bytes] | None = None,
         model_hashes: list[str] | None = None,
+        kept: list[tuple[str, bytes]] | None = None,
     ) -> ModelRecord:
         """Files first (atomic), the row last (one transaction), as Registry.add."""
         hashes = checked_submission(name, description, model_hashes)
         if not replace and self.exists(name):
             raise already_exists(name)
-        write = ModelWrite(name, spec, description, replace, extra, thumbnails, hashes)
+        write = ModelWrite(name, spec, description, replace, extra, thumbnails, hashes, kept)
         self.write_model(write, lambda: self._transaction(write=True), POSTGRES_ROWS)
         return self.get(name)
+
+    def replace_all(self, writes: Sequence[ModelWrite], swap: Swap) -> None:
+        """As Registry.replace_all: every row and the settings in one transaction."""
+        self.write_models(writes, lambda: self._transaction(write=True), POSTGRES_ROWS, swap)
 
     def remove(self, name: str) -> ModelRecord:
         with self._transaction(write=True) as cur:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 import time
 import uuid
@@ -33,7 +32,7 @@ from gmi.errors import (
 )
 from gmi.registry import validation
 from gmi.registry.atomic import atomic_write, delete_if_older
-from gmi.registry.files import SPEC_DIR, THUMB_DIR, ModelRecord, SpecFiles
+from gmi.registry.files import FOLDERS, SPEC_DIR, THUMB_DIR, ModelRecord, SpecFiles
 from gmi.registry.migrations import MIGRATIONS, statements
 from gmi.registry.packed.index import PackedIndex
 from gmi.registry.packed.layout import PackedSource
@@ -41,7 +40,7 @@ from gmi.registry.packed.reader import open_index, state_token
 from gmi.registry.packed.writer import sync
 from gmi.registry.sqlite import SqliteDatabase
 from gmi.registry.validation import MAX_LOOKUP_KEYS, checked_submission, models_with_identity
-from gmi.registry.writes import SQLITE_ROWS, ModelWrite
+from gmi.registry.writes import SQLITE_ROWS, ModelWrite, Swap
 from gmi.spec.specification import Specification
 
 __all__ = ["SPEC_DIR", "THUMB_DIR", "ModelRecord", "Registry", "SpecFiles"]
@@ -161,15 +160,17 @@ class Registry(SpecFiles):
         extra: dict[str, Any] | None = None,
         thumbnails: list[bytes] | None = None,
         model_hashes: list[str] | None = None,
+        kept: list[tuple[str, bytes]] | None = None,
     ) -> ModelRecord:
-        """Store a spec (and its example thumbnails): files first (atomic), row last (one
-        transaction). On replace, description=None / model_hashes=None keep the old ones."""
+        """Store a spec (and its example thumbnails and kept images, gmi.submit.kept): files
+        first (atomic), row last (one transaction). On replace, description=None /
+        model_hashes=None keep the old ones."""
         hashes = checked_submission(name, description, model_hashes)
         if not replace and self.exists(name):  # early, friendly check; re-checked under lock
             raise already_exists(name)
         if self.read_only:
             raise StorageError(f"{self.home}: the registry is read-only here; nothing was changed")
-        write = ModelWrite(name, spec, description, replace, extra, thumbnails, hashes)
+        write = ModelWrite(name, spec, description, replace, extra, thumbnails, hashes, kept)
         self.write_model(write, self._write, SQLITE_ROWS)
         return self.get(name)
 
@@ -189,6 +190,13 @@ class Registry(SpecFiles):
         self.write_models(writes, self._write, SQLITE_ROWS)
         return len(writes)
 
+    def replace_all(self, writes: Sequence[ModelWrite], swap: Swap) -> None:
+        """Every model rewritten and the settings changed in ONE transaction (gmi reencode),
+        refused whole when the catalogue moved since `swap.expected`."""
+        if self.read_only:
+            raise StorageError(f"{self.home}: the registry is read-only here; nothing was changed")
+        self.write_models(writes, self._write, SQLITE_ROWS, swap)
+
     def remove(self, name: str) -> ModelRecord:
         with self._write() as db:
             row = db.execute("SELECT * FROM models WHERE name = ?", (name,)).fetchone()
@@ -197,8 +205,7 @@ class Registry(SpecFiles):
             db.execute("DELETE FROM models WHERE name = ?", (name,))
             db.execute("DELETE FROM model_hashes WHERE name = ?", (name,))
         record = _record(row)
-        (self.spec_dir / record.spec_file).unlink(missing_ok=True)
-        shutil.rmtree(self.thumbnail_dir(record.spec_file), ignore_errors=True)
+        self._delete_files(record.spec_file)
         return record
 
     def exists(self, name: str) -> bool:
@@ -316,16 +323,12 @@ class Registry(SpecFiles):
     def replace_spec_if(
         self, record: ModelRecord, spec: Specification, still_needed: Callable[[], bool]
     ) -> bool:
-        """Swap a model's spec for a rebuilt one (same images, thumbnails, description and
-        hashes), only if the row still points at the spec that was checked."""
+        """Swap a model's spec for a rebuilt one (same images, thumbnails, kept images,
+        description and hashes), only if the row still points at the spec that was checked."""
         data = spec.to_bytes()
         spec_file = f"{uuid.uuid4().hex}.safetensors"
         atomic_write(self.spec_dir / spec_file, data)
-        old_thumbs = self.thumbnail_dir(record.spec_file)
-        if old_thumbs.is_dir():
-            self._write_thumbnails(
-                spec_file, [p.read_bytes() for p in sorted(old_thumbs.glob("*.jpg"))]
-            )
+        self.copy_folders(record.spec_file, spec_file)
         swapped = False
         try:
             with self._write() as db:
@@ -363,10 +366,10 @@ class Registry(SpecFiles):
         with self._connect() as db:
             used = {r[0] for r in db.execute("SELECT spec_file FROM models")}
         stems = {Path(u).stem for u in used}
-        thumbs = self.home / THUMB_DIR
         stray = [p for p in self.spec_dir.iterdir() if p.name not in used]
-        if thumbs.is_dir():
-            stray += [p for p in thumbs.iterdir() if p.name not in stems]
+        for kind in FOLDERS:  # thumbnails, kept images
+            if (self.home / kind).is_dir():
+                stray += [p for p in (self.home / kind).iterdir() if p.name not in stems]
         return sorted(stray)
 
 

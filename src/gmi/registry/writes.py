@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gmi.errors import already_exists
+from gmi.errors import ConflictError, already_exists
 from gmi.spec.specification import Specification
 
 
@@ -29,6 +29,7 @@ class RowDialect:
     hashes: str
     insert_hash: str
     log_change: str | None = None
+    settings: str = "settings"
 
 
 SQLITE_ROWS = RowDialect(
@@ -40,6 +41,7 @@ POSTGRES_ROWS = RowDialect(
     "gmi_model_hashes",
     "INSERT INTO gmi_model_hashes (hash, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
     "INSERT INTO gmi_changes (name) VALUES (%s)",
+    "gmi_settings",
 )
 ROW_COLUMNS = (
     "name, description, spec_file, spec_sha256, encoder, n_images, n_points, created, "
@@ -59,6 +61,9 @@ class ModelWrite:
     extra: dict[str, Any] | None = None
     thumbnails: list[bytes] | None = None
     hashes: list[str] | None = None
+    kept: list[tuple[str, bytes]] | None = None  # kept spec images (gmi.submit.kept)
+    # a rebuilt spec (gmi reencode): the spec file whose thumbnails and kept images it keeps
+    linked_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,34 @@ class NewFiles:
     spec_file: str
     sha256: str
     now: float
+
+
+@dataclass(frozen=True)
+class Swap:
+    """A whole-registry rewrite (gmi reencode): every model's row replaced and the settings
+    changed in the one transaction. `expected` is the catalogue it was built from (name ->
+    spec file): when any row was added, removed or replaced since, nothing is written."""
+
+    expected: dict[str, str]
+    settings: dict[str, str]
+
+
+def check_and_set(execute: Callable[[str, tuple], Any], rows: RowDialect, swap: Swap) -> None:
+    """Inside the swap's transaction, before its rows: the catalogue is still the one it was
+    built from (else ConflictError, nothing written), then the new settings."""
+    found = dict(execute(f"SELECT name, spec_file FROM {rows.models}", ()).fetchall())
+    if found != swap.expected:
+        changed = sorted(set(found.items()) ^ set(swap.expected.items()))
+        raise ConflictError(
+            f"{len({name for name, _ in changed})} model(s) were submitted, replaced or "
+            f"removed meanwhile (e.g. {changed[0][0]!r}); nothing was changed"
+        )
+    m = rows.mark
+    for key, value in swap.settings.items():
+        execute(f"DELETE FROM {rows.settings} WHERE key = {m}", (key,))
+        execute(f"INSERT INTO {rows.settings} (key, value) VALUES ({m}, {m})", (key, value))
+    if rows.log_change is not None:
+        execute(rows.log_change, ("",))  # replicas re-read the settings
 
 
 def upsert_row(

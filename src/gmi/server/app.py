@@ -95,7 +95,7 @@ def create_app(
             hub.index()  # map the packed index once, at start-up
         from gmi.encoders import load_encoder
 
-        load_encoder(hub.settings().encoder, hub.compute_device)
+        load_encoder(hub.settings().encoder, hub.compute_device, str(hub.home))
 
     # Middleware added later runs first: authorisation (admin_first, below), then body limits
     # (sizes and slow bodies refused while streaming), then the routes.

@@ -163,6 +163,16 @@ class ModelOut(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class SubmittedOut(ModelOut):
+    """A model just added: its catalogue entry, and the registered model it copies."""
+
+    near_duplicate_of: str | None = Field(
+        default=None,
+        description="a registered model this one is a near-duplicate of (the same checkpoint "
+        "identity, or images that cannot be told apart from its); it is stored all the same",
+    )
+
+
 class SimilarOut(BaseModel):
     """A model whose images are like the asked model's own (gmi.identify.similar)."""
 

@@ -40,6 +40,8 @@ class SubmitManyResult:
     submitted: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
+    # {"name", "near_duplicate_of", "reason"}: submitted models that copy a registered one
+    near_duplicates: list[dict[str, str]] = field(default_factory=list)
     generated: int = 0
     seconds: float = 0.0
     executor: dict[str, Any] = field(default_factory=dict)
@@ -49,6 +51,7 @@ class SubmitManyResult:
             "submitted": self.submitted,
             "skipped": self.skipped,
             "failed": self.failed,
+            "near_duplicates": self.near_duplicates,
             "generated": self.generated,
             "seconds": round(self.seconds, 3),
             "executor": self.executor,
@@ -83,7 +86,7 @@ def submit_many(
     executor = executor or InProcess()
     started = time.perf_counter()
     result = SubmitManyResult(executor=executor.describe())
-    load_encoder(hub.settings().encoder, hub.compute_device)  # an unknown one fails first
+    load_encoder(hub.settings().encoder, hub.compute_device, str(hub.home))  # unknown: fail now
     bar = tqdm(total=len(entries), desc="submitting", unit="model", disable=not progress)
 
     def fail(entry: ManifestEntry, exc: BaseException) -> None:
@@ -132,8 +135,7 @@ def submit_many(
         except Exception as exc:
             fail(entry, exc)
             return False
-        result.submitted.append(entry.name)
-        result.generated += prepared.generated
+        _stored(hub, entry.name, prepared, result)
         bar.update(1)
         return True
 
@@ -178,6 +180,21 @@ def _plan(hub, entries, cache, replace, result, bar, fail) -> list[tuple[Manifes
         except GmiError as exc:
             fail(entry, exc)
     return todo
+
+
+def _stored(hub: Hub, name: str, prepared: PreparedModel, result: SubmitManyResult) -> None:
+    """Record a stored model, and whether it copies a registered one (a warning: it stays
+    stored)."""
+    result.submitted.append(name)
+    result.generated += prepared.generated
+    try:
+        found = hub.near_duplicate(name)
+    except GmiError:
+        return  # the model is stored; a failed check is no reason to report it failed
+    if found is not None:
+        result.near_duplicates.append(
+            {"name": name, "near_duplicate_of": found.model, "reason": found.reason}
+        )
 
 
 def _recorded_inputs(hub: Hub, name: str) -> str | None:

@@ -27,6 +27,7 @@ from gmi.errors import InvalidInputError
 from gmi.settings import HubSettings
 from gmi.spec.kernels import default_gamma
 from gmi.spec.specification import Specification, build_specification
+from gmi.submit.kept import kept_files
 from gmi.submit.manifest import ManifestEntry, read_image_bytes
 
 THUMBNAIL_SIDE = 160
@@ -49,14 +50,16 @@ def encode_specification(
     device: str,
     *,
     progress: bool = False,
+    home: str | None = None,
 ) -> Specification:
     """Encode a model's pairs (as its registry's settings say) and build its spec. With no
-    gamma fixed yet, the registry's first model fixes it from its own features."""
+    gamma fixed yet, the registry's first model fixes it from its own features. home: the
+    registry's folder (a trained encoder's weights are there)."""
     if len(images) != len(prompts):
         raise InvalidInputError("each image needs exactly one prompt")
     if len(images) < 2:
         raise InvalidInputError("a specification needs at least 2 generated images")
-    encoder = load_encoder(settings.encoder, device)
+    encoder = load_encoder(settings.encoder, device, home)
     views = spec_views(list(images), settings.augment)
     features = encode_in_batches(encoder, views, f"encoding {name}", progress)
     prompt_embeddings = encoder.encode_texts(list(prompts))
@@ -113,6 +116,7 @@ class PreparedModel:
     model_hashes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     inputs: str | None = None  # the digest of the bytes encoded (imagefolders)
+    kept: list[tuple[str, bytes]] = field(default_factory=list)  # gmi.submit.kept
 
 
 def generated_folder(home: str | Path, entry: ManifestEntry) -> Path:
@@ -152,6 +156,7 @@ def prepare_entry(entry: ManifestEntry, job: Job) -> PreparedModel:
     hashes = list(entry.model_hashes)
     extra: dict[str, Any] = {}
     generated = 0
+    originals: list[tuple[str, bytes] | None] | None = None  # generated: kept as PNG
     inputs = None  # a generated entry's digest is of its settings: the driver's stands
     if entry.images is not None:
         found = read_imagefolder(entry.images)
@@ -159,6 +164,7 @@ def prepare_entry(entry: ManifestEntry, job: Job) -> PreparedModel:
         prompts = [p.prompt for p in found.pairs]
         inputs = entry.folder_digest(found.split, zip(prompts, contents, strict=True))
         images = [open_image(c, str(p.path)) for c, p in zip(contents, found.pairs, strict=True)]
+        originals = [(p.path.suffix, c) for p, c in zip(found.pairs, contents, strict=True)]
         if found.split:
             extra["split"] = found.split
     else:
@@ -178,7 +184,7 @@ def prepare_entry(entry: ManifestEntry, job: Job) -> PreparedModel:
             maker=maker_of(entry),
         )
     spec = encode_specification(
-        entry.name, images, prompts, settings, device, progress=job.progress
+        entry.name, images, prompts, settings, device, progress=job.progress, home=job.home
     )
     return PreparedModel(
         spec=spec.to_bytes(),
@@ -187,4 +193,5 @@ def prepare_entry(entry: ManifestEntry, job: Job) -> PreparedModel:
         model_hashes=hashes,
         extra=extra,
         inputs=inputs,
+        kept=kept_files(settings.keep_images, images, prompts, originals),
     )

@@ -19,6 +19,7 @@ from gmi.registry.base import Store
 from gmi.registry.files import ModelRecord
 from gmi.settings import HubSettings
 from gmi.spec.specification import Specification
+from gmi.submit.kept import kept_summary
 from gmi.submit.manifest import ManifestEntry
 from gmi.submit.prepare import PreparedModel, rebuild_with_gamma
 
@@ -33,6 +34,7 @@ class SpecWrite:
     replace: bool = False
     model_hashes: list[str] | None = None
     extra: dict[str, Any] | None = None
+    kept: list[tuple[str, bytes]] | None = None  # the kept images' files (gmi.submit.kept)
 
 
 def fixed_values(spec: Specification) -> dict[str, str]:
@@ -73,6 +75,9 @@ class SpecWriter:
                 )
         if float(stored["gamma"]) != spec.gamma:  # another first submit fixed it before us
             spec = rebuild_with_gamma(spec, float(stored["gamma"]), settings.n_points)
+        extra = dict(write.extra or {})
+        if write.kept:
+            extra["kept_images"] = kept_summary(write.kept, settings.keep_images)
         record = registry.add(
             name,
             spec,
@@ -80,7 +85,8 @@ class SpecWriter:
             replace=write.replace,
             thumbnails=write.thumbnails,
             model_hashes=write.model_hashes,
-            extra=write.extra,
+            extra=extra,
+            kept=write.kept,
         )
         self.sync()
         return record
@@ -96,6 +102,7 @@ class SpecWriter:
             replace=replace,
             model_hashes=prepared.model_hashes or None,
             extra={**prepared.extra, "inputs": prepared.inputs or digest},
+            kept=prepared.kept,
         )
         return self.store(entry.name, spec, write)
 

@@ -60,6 +60,12 @@ def spec_problem(spec: Specification, settings: HubSettings) -> str | None:
     return None
 
 
+def features_signature(settings: HubSettings) -> str:
+    """What packed rows are made of: the encoder, its kernel width and the widths. Rows packed
+    under another signature are never appended to (a re-encoded hub is packed anew)."""
+    return f"{settings.encoder}|{settings.gamma!r}|{settings.image_dim}|{settings.prompt_dim}"
+
+
 class _Appender:
     """Appends packed rows inside one write transaction (ids from the same transaction)."""
 
@@ -164,12 +170,16 @@ def sync(source: PackedSource, settings: HubSettings, *, force_full: bool = Fals
     sample; nothing here reads every model's row (a registry from before the change log, or a
     rebuild, falls back to one full pass). Returns the committed state."""
     home = source.home
+    signature = features_signature(settings)
     with source.write() as db:
         state = read_state(db)
-        if state.in_step and not force_full:
+        packed_for = db.execute("SELECT value FROM packed_state WHERE key = 'features'")
+        packed_for = (packed_for.fetchone() or [signature])[0]
+        if state.in_step and not force_full and packed_for == signature:
             return state
         dims = (settings.image_dim or 0, settings.prompt_dim or 0)
-        full = force_full or not state.token
+        # rows packed for other features (gmi reencode changed the encoder) are rebuilt
+        full = force_full or not state.token or packed_for != signature
         if full:  # (re)build from scratch
             for table in ("packed_slots", "packed_prompts", "packed_texts"):
                 db.execute(f"DELETE FROM {table}")
@@ -216,7 +226,7 @@ def sync(source: PackedSource, settings: HubSettings, *, force_full: bool = Fals
             sample, whole = calibration_sample(home, db, state, dims)
             learned = learn(sample, stats, settings, all_live=whole)
             source.guard(lambda: save_learned(home, token, stats, learned))
-        set_state(db, packed_version=state.models_version, token=token)
+        set_state(db, packed_version=state.models_version, token=token, features=signature)
         committed = PackedState(state.models_version, state.models_version, token, state.generation)
     clean(home, committed)
     return committed

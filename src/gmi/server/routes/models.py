@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from gmi.errors import GmiError, InvalidInputError, NotFoundError, PayloadTooLargeError
+from gmi.hub import Hub
 from gmi.identify.similar import MAX_TOP as MAX_SIMILAR
 from gmi.model_hash import parse_model_id
 from gmi.registry.files import ModelRecord
@@ -129,7 +130,7 @@ def get_model(service: Service, name: ModelName) -> dict[str, Any]:
 @router.post(
     "/api/models",
     status_code=201,
-    response_model=schemas.ModelOut,
+    response_model=schemas.SubmittedOut,
     responses=error_responses(400, 401, 403, 408, 409, 413, 415, 503, 507),
     summary="Add a model (admin)",
     description="Send the model's generated images as an imagefolder: either a zip as "
@@ -214,7 +215,18 @@ async def add_model(
                 message = message.replace(prefix, "")
             raise type(exc)(message) from exc
     await run_in_threadpool(service.refresh)
-    return record
+    duplicate = await run_in_threadpool(copied_model, service.hub, record["name"])
+    return {**record, "near_duplicate_of": duplicate}
+
+
+def copied_model(hub: Hub, name: str) -> str | None:
+    """The model a just-stored one is a near-duplicate of; a check that fails is no reason
+    to answer the stored model with an error."""
+    try:
+        found = hub.near_duplicate(name)
+    except GmiError:
+        return None
+    return found.model if found else None
 
 
 @router.delete(
