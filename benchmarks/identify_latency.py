@@ -7,9 +7,12 @@ interrogate, score). Both hubs are measured in the same run on the same machine,
 ratio is what to read.
 
     .venv/bin/python benchmarks/identify_latency.py [--json]
+    .venv/bin/python benchmarks/identify_latency.py --trained W.safetensors [--json]
 
     before   encoder `offline` (block statistics), space `identity` (as encoded)
     now      gmi's default: `offline:style+palette` + the hub-learned space (`whiten`)
+    trained  (with --trained) the hub-trained encoder `trained:W` (what `gmi train` makes,
+             here from weights trained by benchmarks/attribution.py) against `now`
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ CONFIGS = {
 }
 
 
-def build(root: Path, names: list[str]) -> dict[str, Hub]:
+def build(root: Path, names: list[str], configs: dict[str, dict]) -> dict[str, Hub]:
     hubs = {}
-    for label, config in CONFIGS.items():
+    for label, config in configs.items():
         hub = Hub(root / label, **config)
         for name in names:
             images, prompts = spec_images(name)
@@ -50,8 +53,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--trained", type=Path, help="trained weights: compare them with now")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    configs = dict(CONFIGS)
+    base, new = "before", "now"
+    if args.trained:
+        configs = {"now": CONFIGS["now"], "trained": {**CONFIGS["now"]}}
+        configs["trained"]["encoder"] = f"trained:{args.trained.resolve()}"
+        base, new = "now", "trained"
     names = list(load_zoo())[: args.models]
     queries = [
         Image.open(io.BytesIO(query_upload(name, i)[0])).convert("RGB")
@@ -59,7 +69,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        hubs = build(Path(tmp), names)
+        hubs = build(Path(tmp), names, configs)
         built = time.perf_counter() - started
         for hub in hubs.values():  # warm: weights loaded, index opened
             hub.identify([queries[0]], top=5)
@@ -81,26 +91,25 @@ def main() -> None:
         label: {
             **{k: round(statistics.median(v), 2) for k, v in s.items()},
             "top1_on_these_queries": hits[label] / (args.rounds * len(names)),
-            **CONFIGS[label],
+            **configs[label],
         }
         for label, s in samples.items()
     }
-    report["ratio_wall_now_over_before"] = round(
-        report["now"]["wall_ms"] / report["before"]["wall_ms"], 2
-    )
+    ratio = f"ratio_wall_{new}_over_{base}"
+    report[ratio] = round(report[new]["wall_ms"] / report[base]["wall_ms"], 2)
     report["build_s"] = round(built, 1)
     if args.json:
         print(json.dumps(report, indent=1))
         return
     print("| config | encoder | space | wall ms | encode ms | interrogate ms | score ms |")
     print("|---|---|---|---:|---:|---:|---:|")
-    for label in CONFIGS:
+    for label in configs:
         r = report[label]
         print(
             f"| {label} | {r['encoder']} | {r['space']} | {r['wall_ms']} | {r['encode_ms']} | "
             f"{r['interrogate_ms']} | {r['score_ms']} |"
         )
-    print(f"\nnow / before (median wall): {report['ratio_wall_now_over_before']}x")
+    print(f"\n{new} / {base} (median wall): {report[ratio]}x")
 
 
 if __name__ == "__main__":

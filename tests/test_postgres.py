@@ -198,3 +198,34 @@ def test_unreachable_postgres_is_one_line_without_the_password(tmp_path):
     assert done.returncode == 9, done.stderr
     assert "s3cret" not in done.stderr and "127.0.0.1:9" in done.stderr
     assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
+
+
+def test_reencode_switches_a_postgres_hub_and_another_replica_follows(
+    pg_url, submissions, query_images, tmp_path
+):
+    """One transaction in PostgreSQL (every row and the encoder settings); a replica with its
+    own mirror packs the new rows anew and ranks with the new encoder."""
+    from gmi.hub import Hub
+    from gmi.submit.reencode import reencode
+
+    url = fresh_database(pg_url, "reencode")
+    home = tmp_path / "shared"
+    hub = Hub(home, store=url)
+    for name in SMALL_ZOO[:3]:
+        hub.submit_folder(name, submissions[name], progress=False)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "replica")}
+    query = str(query_images["photo-base"])
+    before = subprocess.run([*run_gmi_command(url, home), "identify", query, "--json"],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert before.returncode == 0, before.stderr
+    result = reencode(Hub(home, store=url), "offline:style", progress=False)
+    assert result.models == 3
+    assert {r.encoder for r in Hub(home, store=url).models()} == {"offline:style"}
+    after = subprocess.run([*run_gmi_command(url, home), "identify", query, "--json"],
+                           capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)[0]["results"][0]["model"] == "photo-base"
+    info = subprocess.run([*run_gmi_command(url, home), "info", "photo-base", "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert json.loads(info.stdout)["encoder"] == "offline:style"
+    assert json.loads(info.stdout)["image_dim"] == Hub(home, store=url).settings().image_dim

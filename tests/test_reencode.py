@@ -195,3 +195,20 @@ def test_an_unknown_encoder_is_refused_before_any_work(pristine_hub, tmp_path):
     shutil.rmtree(kept_folder(Hub(home), "ink-base"))
     out = run_gmi("reencode", home=home)
     assert out.returncode == 2 and "ink-base" in out.stderr and "kept images" in out.stderr
+
+
+def test_identify_uses_the_encoder_its_index_was_packed_with(pristine_hub, tmp_path, query_images):
+    """Features made by another encoder (a service batch encoded just before a re-encode
+    switched the hub) are not ranked against the new rows: the images are encoded again."""
+    from gmi.encoders.base import Encoded
+
+    home = hub_copy(pristine_hub, tmp_path / "hub")
+    hub = Hub(home)
+    stale = hub.encode([Image.open(query_images["photo-base"]).convert("RGB")])
+    assert stale.encoder == "offline:style+palette"
+    reencode(hub, "offline:style", progress=False)
+    assert hub.index().encoder == "offline:style"
+    [fresh] = hub.identify([query_images["photo-base"]], top=3)
+    [given] = hub.identify([query_images["photo-base"]], top=3, features=stale)
+    assert [m.model for m in given.results] == [m.model for m in fresh.results]
+    assert [m.distance for m in given.results] == [m.distance for m in fresh.results]

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from gmi.encoders import Encoder, load_encoder
+from gmi.encoders.base import Encoded
 from gmi.encoders.batches import encode_in_batches
 from gmi.errors import InvalidInputError, NotFoundError, SearchEngineError, already_exists
 from gmi.identify.duplicates import CANDIDATES, NearDuplicate, find_near_duplicate
@@ -138,9 +139,12 @@ class Hub:
     def encoder(self) -> Encoder:
         return load_encoder(self.settings().encoder, self.compute_device, str(self.home))
 
-    def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Encoder features [n, d] of decoded images, in batches."""
-        return encode_in_batches(self.encoder, list(images), "encoding", False, fixed_shape=False)
+    def encode(self, images: Sequence[Image.Image]) -> Encoded:
+        """Encoder features [n, d] of decoded images, in batches, named by their encoder (an
+        identify given them re-encodes if the hub switched encoders meanwhile)."""
+        encoder = self.encoder
+        features = encode_in_batches(encoder, list(images), "encoding", False, fixed_shape=False)
+        return Encoded(features, encoder.name)
 
     # -- submitting stage (the write itself: gmi.submit.write) -----------------------------
     @property
@@ -283,7 +287,7 @@ class Hub:
         together: bool = False,
         interrogator: str | None = None,
         prompt: str | None = None,
-        features: np.ndarray | None = None,
+        features: np.ndarray | Encoded | None = None,
         exact: bool = False,
     ) -> list[Identification]:
         """Rank all models for each image (or for all images as one requirement): the steps
@@ -305,10 +309,11 @@ class Hub:
         """What identification runs with: the index snapshot and the models settings name."""
         index = self.index()
         settings = self.settings()
+        encoder = index.encoder or settings.encoder  # the rows' own: see PackedIndex.encoder
         return Components(
             index=index,
             settings=settings,
-            encoder=load_encoder(settings.encoder, self.compute_device, str(self.home)),
+            encoder=load_encoder(encoder, self.compute_device, str(self.home)),
             interrogator=load_interrogator(
                 interrogator or settings.interrogator, self.compute_device
             ),

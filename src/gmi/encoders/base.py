@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -24,6 +25,20 @@ class Encoder(ABC):
     @abstractmethod
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """[n, e] float32, each row L2-normalised."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Features [n, d] and the name of the encoder that made them."""
+
+    features: np.ndarray
+    encoder: str
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, rows: slice) -> Encoded:
+        return Encoded(self.features[rows], self.encoder)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from gmi.encoders import Encoder
+from gmi.encoders.base import Encoded
 from gmi.identify import steps
 from gmi.identify.results import Identification
 from gmi.interrogators.base import Interrogator
@@ -35,7 +36,7 @@ class IdentifyRequest:
     top: int = 5
     together: bool = False
     prompt: str | None = None
-    features: np.ndarray | None = None
+    features: np.ndarray | Encoded | None = None  # already computed (gmi.server.batcher)
     exact: bool = False
 
 

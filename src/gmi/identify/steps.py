@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from gmi.encoders import Encoder
+from gmi.encoders.base import Encoded
 from gmi.errors import CorruptSpecError, InvalidInputError
 from gmi.identify.results import Match
 from gmi.imagefolder import MAX_PROMPT_CHARS
@@ -53,9 +54,14 @@ def read_metadata(decoded: list[Image.Image], labels: list[str]) -> list[Embedde
     return [read_embedded(im, label) for im, label in zip(decoded, labels, strict=True)]
 
 
-def encode(encoder: Encoder, decoded: list[Image.Image], features: np.ndarray | None) -> np.ndarray:
+def encode(
+    encoder: Encoder, decoded: list[Image.Image], features: np.ndarray | Encoded | None
+) -> np.ndarray:
     """The encoder features [n, d], unless the caller already has them (the service encodes
-    concurrent requests in one batch: gmi.server.batcher)."""
+    concurrent requests in one batch: gmi.server.batcher). Features another encoder made (the
+    hub was re-encoded since) are not used: the images are encoded again."""
+    if isinstance(features, Encoded):
+        features = features.features if features.encoder == encoder.name else None
     if features is None:
         return encoder.encode_images(decoded)
     if len(features) != len(decoded):

@@ -27,6 +27,10 @@ class PackedIndex:
     token: str
     learned: dict[str, RidgeModel | Calibration] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # the encoder the rows were made by (None: in memory, or packed before gmi recorded it):
+    # identification encodes queries with it, so a query and the rows always agree even
+    # while `gmi reencode` switches the hub to another encoder
+    encoder: str | None = None
 
     @classmethod
     def from_specs(

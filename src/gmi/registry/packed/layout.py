@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors import SafetensorError
@@ -22,6 +22,9 @@ from gmi.search.arrays import space_points
 from gmi.search.bf16 import Bf16Rows
 from gmi.spec.space import FittedSpace
 from gmi.spec.specification import Specification
+
+if TYPE_CHECKING:
+    from gmi.settings import HubSettings
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,40 @@ def read_state(db: sqlite3.Connection) -> PackedState:
         values.get("token", ""),
         values.get("generation", "0"),
     )
+
+
+@dataclass(frozen=True)
+class PackedFeatures:
+    """What a packed state's rows were made by: the encoder, its kernel width and the widths.
+    Stored with the state, so a reader takes the dimensions and the encoder of the rows it
+    reads from the same snapshot, never from settings that may have moved on (gmi reencode)."""
+
+    encoder: str
+    gamma: float | None
+    image_dim: int | None
+    prompt_dim: int | None
+
+    @classmethod
+    def of(cls, settings: HubSettings) -> PackedFeatures:
+        return cls(settings.encoder, settings.gamma, settings.image_dim, settings.prompt_dim)
+
+    def to_text(self) -> str:
+        return f"{self.encoder}|{self.gamma!r}|{self.image_dim}|{self.prompt_dim}"
+
+    @classmethod
+    def read(cls, db: sqlite3.Connection) -> PackedFeatures | None:
+        """The packed state's, or None (packed by a gmi that did not record it)."""
+        row = db.execute("SELECT value FROM packed_state WHERE key = 'features'").fetchone()
+        if row is None:
+            return None
+        encoder, gamma, image_dim, prompt_dim = row[0].rsplit("|", 3)
+
+        def number(text: str, kind: type) -> float | int | None:
+            return None if text == "None" else kind(text)
+
+        return cls(
+            encoder, number(gamma, float), number(image_dim, int), number(prompt_dim, int)
+        )  # type: ignore[arg-type]
 
 
 def set_state(db: sqlite3.Connection, **values: object) -> None:

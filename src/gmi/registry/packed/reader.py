@@ -10,7 +10,7 @@ from gmi.errors import StorageError
 from gmi.registry.learning import logger
 from gmi.registry.packed.arrays import open_arrays
 from gmi.registry.packed.index import PackedIndex
-from gmi.registry.packed.layout import PackedSource, read_state
+from gmi.registry.packed.layout import PackedFeatures, PackedSource, read_state
 from gmi.registry.packed.learned import learn, load_learned, save_learned, statistics_of
 from gmi.registry.packed.writer import sync
 from gmi.settings import HubSettings
@@ -44,11 +44,16 @@ def open_index(source: PackedSource, settings: HubSettings) -> PackedIndex:
         with source.connect() as db:
             db.execute("BEGIN")  # one consistent snapshot of the state and the slot table
             state = read_state(db)
+            # the rows' own encoder and widths (settings may already name the next ones)
+            packed = PackedFeatures.read(db)
+            if packed is not None and packed.image_dim and packed.prompt_dim:
+                dims = (packed.image_dim, packed.prompt_dim)
             arrays, problems = open_arrays(source.home, db, state, dims)
             db.execute("COMMIT")
+        encoder = packed.encoder if packed is not None else None
         found = load_learned(source.home, state.token)
         if found is not None:
-            return PackedIndex(arrays, state.token, found[1], problems)
+            return PackedIndex(arrays, state.token, found[1], problems, encoder)
         if attempt < 2 and state_token(source) != state.token:
             continue  # a newer state committed meanwhile (and removed this one's file)
         break
@@ -58,7 +63,7 @@ def open_index(source: PackedSource, settings: HubSettings) -> PackedIndex:
     if not source.read_only:
         with contextlib.suppress(OSError, StorageError):
             save_learned(source.home, state.token, stats, learned)
-    return PackedIndex(arrays, state.token, learned, problems)
+    return PackedIndex(arrays, state.token, learned, problems, encoder)
 
 
 def state_token(source: PackedSource) -> str:

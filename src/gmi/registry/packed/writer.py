@@ -16,6 +16,7 @@ from gmi.registry.packed.layout import (
     PACKED_DIR,
     PAIR_FILES,
     PROMPT_FILE,
+    PackedFeatures,
     PackedSource,
     PackedState,
     array_file,
@@ -58,12 +59,6 @@ def spec_problem(spec: Specification, settings: HubSettings) -> str | None:
         if fixed is not None and width != fixed:
             return f"{label} {width}, the registry's is {fixed}"
     return None
-
-
-def features_signature(settings: HubSettings) -> str:
-    """What packed rows are made of: the encoder, its kernel width and the widths. Rows packed
-    under another signature are never appended to (a re-encoded hub is packed anew)."""
-    return f"{settings.encoder}|{settings.gamma!r}|{settings.image_dim}|{settings.prompt_dim}"
 
 
 class _Appender:
@@ -170,16 +165,15 @@ def sync(source: PackedSource, settings: HubSettings, *, force_full: bool = Fals
     sample; nothing here reads every model's row (a registry from before the change log, or a
     rebuild, falls back to one full pass). Returns the committed state."""
     home = source.home
-    signature = features_signature(settings)
+    features = PackedFeatures.of(settings)
     with source.write() as db:
         state = read_state(db)
-        packed_for = db.execute("SELECT value FROM packed_state WHERE key = 'features'")
-        packed_for = (packed_for.fetchone() or [signature])[0]
-        if state.in_step and not force_full and packed_for == signature:
+        packed_for = PackedFeatures.read(db) or features  # unrecorded: as the settings say
+        if state.in_step and not force_full and packed_for == features:
             return state
         dims = (settings.image_dim or 0, settings.prompt_dim or 0)
         # rows packed for other features (gmi reencode changed the encoder) are rebuilt
-        full = force_full or not state.token or packed_for != signature
+        full = force_full or not state.token or packed_for != features
         if full:  # (re)build from scratch
             for table in ("packed_slots", "packed_prompts", "packed_texts"):
                 db.execute(f"DELETE FROM {table}")
@@ -226,7 +220,9 @@ def sync(source: PackedSource, settings: HubSettings, *, force_full: bool = Fals
             sample, whole = calibration_sample(home, db, state, dims)
             learned = learn(sample, stats, settings, all_live=whole)
             source.guard(lambda: save_learned(home, token, stats, learned))
-        set_state(db, packed_version=state.models_version, token=token, features=signature)
+        set_state(
+            db, packed_version=state.models_version, token=token, features=features.to_text()
+        )
         committed = PackedState(state.models_version, state.models_version, token, state.generation)
     clean(home, committed)
     return committed
