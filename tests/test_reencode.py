@@ -200,7 +200,6 @@ def test_an_unknown_encoder_is_refused_before_any_work(pristine_hub, tmp_path):
 def test_identify_uses_the_encoder_its_index_was_packed_with(pristine_hub, tmp_path, query_images):
     """Features made by another encoder (a service batch encoded just before a re-encode
     switched the hub) are not ranked against the new rows: the images are encoded again."""
-    from gmi.encoders.base import Encoded
 
     home = hub_copy(pristine_hub, tmp_path / "hub")
     hub = Hub(home)

@@ -7,7 +7,10 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def open_hub(args: argparse.Namespace, **kwargs: object):
@@ -29,6 +32,20 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def on_executor(args: argparse.Namespace, work: Callable[[Any], T]) -> T:
+    """Run `work(executor)` on the executor --ray / --workers / --retries name, closed after;
+    Ray's processes write to stdout, so it points at stderr meanwhile (stdout carries the
+    command's answer alone)."""
+    from gmi.submit.executors import make_executor
+
+    with stdout_to_stderr():
+        executor = make_executor(args.ray, args.workers, args.retries)
+        try:
+            return work(executor)
+        finally:
+            executor.close()
 
 
 def add_executor_arguments(p: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from gmi.cli.common import add_executor_arguments, open_hub, stdout_to_stderr
+from gmi.cli.common import add_executor_arguments, on_executor, open_hub
 
 
 def near_duplicate_line(name: str, duplicate) -> str:
@@ -58,29 +58,26 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_submit_many(args: argparse.Namespace) -> int:
-    from gmi.submit.executors import make_executor
     from gmi.submit.manifest import read_manifest
     from gmi.submit.many import submit_many
 
     entries = read_manifest(args.manifest)
     hub = open_hub(args, encoder=args.encoder)
     # Ray's processes (and its messages about dead workers) write to the driver's stdout:
-    # they get stderr, so stdout carries the summary alone (--json is read by scripts)
-    with stdout_to_stderr():
-        executor = make_executor(args.ray, args.workers, args.retries)
-        try:
-            result = submit_many(
-                hub, entries, executor, replace=args.replace, progress=not args.quiet
-            )
-        finally:
-            executor.close()
+    # on_executor gives them stderr, so stdout carries the summary alone (--json is read)
+    result = on_executor(
+        args,
+        lambda executor: submit_many(
+            hub, entries, executor, replace=args.replace, progress=not args.quiet
+        ),
+    )
     if args.json:
         print(json.dumps(result.to_json()))
     else:
         print(
             f"{len(result.submitted)} submitted, {len(result.skipped)} skipped (unchanged), "
-            f"{len(result.failed)} failed in {result.seconds:.1f}s ({executor.name}, "
-            f"{executor.workers} workers)"
+            f"{len(result.failed)} failed in {result.seconds:.1f}s "
+            f"({result.executor['executor']}, {result.executor['workers']} workers)"
         )
         for failure in result.failed:
             print(f"  failed {failure['name']}: {failure['error']}")

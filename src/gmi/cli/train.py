@@ -6,20 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from gmi.cli.common import add_executor_arguments, open_hub, stdout_to_stderr
+from gmi.cli.common import add_executor_arguments, on_executor, open_hub
 
 
 def cmd_reencode(args: argparse.Namespace) -> int:
-    from gmi.submit.executors import make_executor
     from gmi.submit.reencode import reencode
 
     hub = open_hub(args)
-    with stdout_to_stderr():  # Ray's processes write to stdout: it carries the answer alone
-        executor = make_executor(args.ray, args.workers, args.retries)
-        try:
-            result = reencode(hub, args.encoder, executor, progress=not args.quiet)
-        finally:
-            executor.close()
+    result = on_executor(
+        args, lambda executor: reencode(hub, args.encoder, executor, progress=not args.quiet)
+    )
     if args.json:
         print(json.dumps(result.to_json()))
     else:
@@ -34,7 +30,6 @@ def cmd_reencode(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from gmi.attribution.hub_training import train_hub
     from gmi.attribution.training import TrainingConfig
-    from gmi.submit.executors import make_executor
 
     if args.steps is not None and args.steps < 1:
         from gmi.errors import InvalidInputError
@@ -44,12 +39,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.steps is not None:
         config = TrainingConfig(steps=args.steps, seed=args.seed)
     hub = open_hub(args)
-    with stdout_to_stderr():
-        executor = make_executor(args.ray, args.workers, args.retries)
-        try:
-            result = train_hub(hub, config, executor, progress=not args.quiet)
-        finally:
-            executor.close()
+    result = on_executor(
+        args, lambda executor: train_hub(hub, config, executor, progress=not args.quiet)
+    )
     if args.json:
         print(json.dumps(result.to_json()))
     else:
