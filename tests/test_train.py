@@ -94,13 +94,22 @@ def test_gmi_train_switches_the_hub_and_later_submits_use_it(
     assert weights_path(home, digest).is_file()
     [found] = hub.identify([query_images["ink-base"]], top=3)
     assert len(found.results) == 3
-    hub.submit_folder("neon-base", submissions["neon-base"], progress=False)
-    assert hub.info("neon-base")[1].encoder == encoder  # a model the network never saw
-    assert json.loads(run_gmi("check", "--json", home=home).stdout)["consistent"]
+    assert json.loads(run_gmi("check", "--json", home=home).stdout)["since_training"] == []
+    # a model the network never saw: encoded with it, and the hub says it was not trained on
+    added = run_gmi("submit", "neon-base", "--images", str(submissions["neon-base"]), "--quiet",
+                    home=home, check=True)  # fmt: skip
+    assert "submitted after the encoder was trained (neon-base)" in added.stderr
+    assert "gmi train again" in added.stderr
+    assert hub.info("neon-base")[1].encoder == encoder
+    report = json.loads(run_gmi("check", "--json", home=home).stdout)
+    assert report["consistent"] and report["since_training"] == ["neon-base"]
     # training again starts from the same frozen base, not from the trained encoder
     again = json.loads(run_gmi("train", "--steps", "3", "--seed", "1", "--json", "--quiet",
                                home=home, check=True).stdout)  # fmt: skip
     assert again["base_encoder"] == "offline:style+palette" and again["models"] == 4
+    assert json.loads(run_gmi("check", "--json", home=home).stdout)["since_training"] == []
+    text = run_gmi("check", home=home).stdout
+    assert "submitted after" not in text
 
 
 def test_missing_weights_are_one_clear_error_and_check_names_them(

@@ -11,12 +11,18 @@ works as before. Training again (after the hub grew) trains from scratch on toda
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from gmi.attribution.network import NetworkConfig
 from gmi.attribution.training import TrainingConfig, TrainingSet, train_network
-from gmi.attribution.weights import ENCODER_PREFIX, read_weights, save_weights, weights_path
+from gmi.attribution.weights import (
+    ENCODER_PREFIX,
+    TRAINED_WITH,
+    read_weights,
+    save_weights,
+    weights_path,
+)
 from gmi.errors import InvalidInputError
 from gmi.imagefolder import read_imagefolder
 from gmi.images import open_image
@@ -58,8 +64,10 @@ def base_encoder_of(hub: Hub, encoder: str) -> str:
     return read_weights(weights_path(hub.home, digest), digest).base_encoder
 
 
-def hub_training_set(hub: Hub) -> TrainingSet:
-    """Every model's kept images, read lazily (the training keeps a bounded sample of views)."""
+def hub_training_set(hub: Hub) -> tuple[TrainingSet, dict[str, str | None]]:
+    """Every model's kept images, read lazily (the training keeps a bounded sample of views),
+    and the models they are, by name and inputs digest (so a model submitted or replaced
+    later is known as one the encoder never saw)."""
     store = hub.registry()
     records = store.list()
     if len(records) < 2:
@@ -69,7 +77,8 @@ def hub_training_set(hub: Hub) -> TrainingSet:
         [pair.path for pair in read_imagefolder(store.kept_dir(r.spec_file)).pairs]
         for r in records
     ]
-    return TrainingSet([len(p) for p in paths], lambda m, i: open_image(paths[m][i]))
+    models = {r.name: r.extra.get("inputs") for r in records}
+    return TrainingSet([len(p) for p in paths], lambda m, i: open_image(paths[m][i])), models
 
 
 def train_hub(
@@ -84,13 +93,15 @@ def train_hub(
         raise InvalidInputError(f"{hub.home}: no gmi registry here (submit a model first)")
     config = config or TrainingConfig()
     base = base_encoder_of(hub, hub.settings().encoder)
-    data = hub_training_set(hub)
+    data, models = hub_training_set(hub)
     started = time.perf_counter()
     trained = train_network(
         data, NetworkConfig(), config, device=hub.compute_device, progress=progress
     )
     train_s = time.perf_counter() - started
-    encoder = save_weights(hub.home, trained.weights(base))
+    weights = trained.weights(base)
+    weights = replace(weights, info={**weights.info, TRAINED_WITH: models})
+    encoder = save_weights(hub.home, weights)
     reencoded = reencode(hub, encoder, executor, progress=progress)
     return TrainResult(
         encoder=encoder,

@@ -123,5 +123,22 @@ def problem_with(home: str | Path, encoder: str) -> str | None:
     return None
 
 
+TRAINED_WITH = "hub_models"  # info key: {model name: its inputs digest} when it was trained
+
+
+def models_since_training(home: str | Path, encoder: str, records: list) -> list[str]:
+    """The registered models a hub's trained encoder was trained without (submitted or
+    replaced after `gmi train`): they are identified less well than the models it saw
+    (docs/training.md, leave-model-out), until the hub trains again. Empty for encoders that
+    were not trained on the hub, or whose weights do not say (then there is nothing to tell)."""
+    if not encoder.startswith(ENCODER_PREFIX) or problem_with(home, encoder):
+        return []
+    digest = encoder[len(ENCODER_PREFIX) :]
+    seen = read_weights(weights_path(home, digest), digest).info.get(TRAINED_WITH)
+    if not isinstance(seen, dict):
+        return []
+    return [r.name for r in records if r.name not in seen or seen[r.name] != r.extra.get("inputs")]
+
+
 def to_device(network: torch.nn.Module, device: str) -> torch.nn.Module:
     return network.to(device).to(memory_format=torch.channels_last)

@@ -67,3 +67,13 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
         default=2,
         help="times a task whose worker process died is run again (default 2)",
     )
+
+
+def since_training_line(names: list[str]) -> str:
+    """The note for models a hub's trained encoder never saw (docs/training.md: they are
+    identified less well than the models it was trained on, until the hub trains again)."""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        f"{len(names)} model(s) submitted after the encoder was trained ({shown}): "
+        "run gmi train again to serve them as well as the others"
+    )

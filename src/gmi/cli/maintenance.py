@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from gmi.cli.common import open_hub
+from gmi.cli.common import open_hub, since_training_line
 from gmi.errors import InvalidInputError
 
 
@@ -28,6 +28,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{report.ok}/{report.models} models whole, {len(report.orphans)} orphan files")
         for line in report.problems + [f"orphan: {o}" for o in report.orphans] + report.repaired:
             print(f"  {line}")
+        if report.since_training:
+            print(f"  {since_training_line(report.since_training)}")
         print("consistent" if report.consistent else "NOT consistent (see gmi check --repair)")
     return 0 if report.consistent else 1
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from gmi.cli.common import add_executor_arguments, on_executor, open_hub
+from gmi.cli.common import add_executor_arguments, on_executor, open_hub, since_training_line
 
 
 def near_duplicate_line(name: str, duplicate) -> str:
@@ -19,6 +19,17 @@ def near_duplicate_line(name: str, duplicate) -> str:
         else "their images cannot be told apart"
     )
     return f"{name} is a near-duplicate of {duplicate.model} ({why})"
+
+
+def note_since_training(hub, names: list[str]) -> None:
+    """Say on stderr when just-submitted models are ones the hub's trained encoder never saw."""
+    from gmi.attribution.weights import models_since_training
+
+    store = hub.registry()
+    records = [r for r in store.list() if r.name in set(names)]
+    unseen = models_since_training(hub.home, store.settings().get("encoder", ""), records)
+    if unseen:
+        print(f"gmi: note: {since_training_line(unseen)}", file=sys.stderr)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -44,6 +55,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     duplicate = hub.near_duplicate(record.name)
     if duplicate is not None:
         print(f"gmi: warning: {near_duplicate_line(record.name, duplicate)}", file=sys.stderr)
+    note_since_training(hub, [record.name])
     if args.json:
         extra = {} if generated is None else {"generated": generated}
         extra["near_duplicate_of"] = duplicate.model if duplicate else None
@@ -86,6 +98,8 @@ def cmd_submit_many(args: argparse.Namespace) -> int:
             f"gmi: warning: {found['name']} is a near-duplicate of {found['near_duplicate_of']}",
             file=sys.stderr,
         )
+    if result.submitted:
+        note_since_training(hub, result.submitted)
     return 1 if result.failed else 0
 
 

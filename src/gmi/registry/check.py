@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gmi.attribution.weights import models_since_training
 from gmi.attribution.weights import problem_with as weights_problem
 from gmi.errors import CorruptSpecError
 from gmi.registry.leftovers import delete_leftover, leftovers
@@ -37,6 +38,8 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)  # rows that are not whole
     orphans: list[str] = field(default_factory=list)  # files no row points at
     repaired: list[str] = field(default_factory=list)
+    # models a trained encoder never saw (submitted after gmi train): whole, served less well
+    since_training: list[str] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
@@ -51,6 +54,7 @@ class CheckReport:
             "problems": self.problems,
             "orphans": self.orphans,
             "repaired": self.repaired,
+            "since_training": self.since_training,
             "consistent": self.consistent,
         }
 
@@ -101,6 +105,9 @@ def check_registry(registry: Registry, repair: bool = False, grace_s: float = 60
     weights = weights_problem(registry.home, settings.get("encoder", ""))
     if weights:  # a trained encoder (gmi train) whose weights are gone: nothing can encode
         report.problems.append(f"encoder: {weights}")
+    report.since_training = models_since_training(
+        registry.home, settings.get("encoder", ""), records
+    )
     dims: set[tuple[int, int]] = set()
     broken: list[ModelRecord] = []
     regamma: list[ModelRecord] = []
