@@ -9,6 +9,8 @@ report those models' queries apart: what a model submitted after training gets.
     python benchmarks/attribution.py --split val --json            # tuning split
     python benchmarks/attribution.py --split val --exclude neon    # leave-family-out
     python benchmarks/attribution.py --zoo heldout --split test    # the final, once
+    python benchmarks/attribution.py --split val --weights W --share 0.07 --no-baseline
+                                    # W's network joined with another share (no training)
 
 Nothing is tuned on --split test: it is run once, at the end, for the figures.
 """
@@ -19,13 +21,15 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gmi.attribution.network import NetworkConfig
-from gmi.attribution.training import TrainingConfig, TrainingSet, train_network
+from gmi.attribution.training import DEFAULT_SHARE, TrainingConfig, TrainingSet, train_network
+from gmi.attribution.weights import read_weights
 from gmi.bench import metrics
 from gmi.bench.data import builtin_data
 from gmi.bench.runner import run_bench
@@ -43,6 +47,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--images-per-query", nargs="*", type=int, default=[1, 4])
     p.add_argument("--out", default="bench-out/attribution")
     p.add_argument("--no-baseline", action="store_true", help="skip the default encoder's run")
+    p.add_argument("--share", type=float, default=DEFAULT_SHARE, help="the embedding's share")
+    p.add_argument("--weights", type=Path, help="use this network (a weights file), no training")
     p.add_argument("--json", action="store_true")
     return p.parse_args()
 
@@ -62,15 +68,20 @@ def main() -> None:
     ]
     kept = [i for i in range(len(data.models)) if i not in left_out]
     started = time.perf_counter()
-    trained = train_network(
-        TrainingSet.in_memory([data.models[i].images for i in kept]),
-        NetworkConfig(),
-        TrainingConfig(steps=args.steps, seed=args.seed),
-        progress=not args.json,
-    )
+    if args.weights:  # the network of an earlier run (its --exclude must be given again)
+        joined = replace(read_weights(args.weights, None), share=args.share)
+        report = joined.info["report"]
+    else:
+        trained = train_network(
+            TrainingSet.in_memory([data.models[i].images for i in kept]),
+            NetworkConfig(),
+            TrainingConfig(steps=args.steps, seed=args.seed),
+            progress=not args.json,
+        )
+        joined, report = trained.weights(DEFAULT_ENCODER, args.share), trained.report.__dict__
     train_s = time.perf_counter() - started
     weights = out / "weights.safetensors"
-    weights.write_bytes(trained.weights(DEFAULT_ENCODER).to_bytes())
+    weights.write_bytes(joined.to_bytes())
     common = dict(
         zoo=args.zoo, split=args.split, methods=args.methods,
         images_per_query=args.images_per_query, progress=False,
@@ -84,8 +95,10 @@ def main() -> None:
         "steps": args.steps,
         "seed": args.seed,
         "excluded": [data.models[i].name for i in left_out],
+        "share": args.share,
+        "weights_from": str(args.weights) if args.weights else None,
         "train_s": round(train_s, 1),
-        "training": trained.report.__dict__,
+        "training": report,
         "results": {},
     }
     for size in map(str, args.images_per_query):
