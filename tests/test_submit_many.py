@@ -99,6 +99,11 @@ def test_manifest_mistakes_are_one_line_naming_the_line(tmp_path):
         assert out.returncode == 2, (text, out.stderr)
         assert expected in out.stderr and out.stderr.count("\n") == 1, out.stderr
         assert "Traceback" not in out.stderr and out.stdout == ""
+    folder = run_gmi("submit-many", str(tmp_path), "--json", home=tmp_path / "hub")
+    assert folder.returncode == 2 and "is a directory; submit-many reads a manifest" in (
+        folder.stderr
+    ), folder.stderr
+    assert folder.stderr.count("\n") == 1 and folder.stdout == ""
     assert not (tmp_path / "hub").exists()  # nothing made for a bad manifest
 
 

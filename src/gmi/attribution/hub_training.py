@@ -74,8 +74,7 @@ def hub_training_set(hub: Hub) -> tuple[TrainingSet, dict[str, str | None]]:
         raise InvalidInputError("training needs a hub of at least 2 models")
     refuse_unkept(store, records, "trained on")
     paths = [
-        [pair.path for pair in read_imagefolder(store.kept_dir(r.spec_file)).pairs]
-        for r in records
+        [pair.path for pair in read_imagefolder(store.kept_dir(r.spec_file)).pairs] for r in records
     ]
     models = {r.name: r.extra.get("inputs") for r in records}
     return TrainingSet([len(p) for p in paths], lambda m, i: open_image(paths[m][i])), models

@@ -149,9 +149,7 @@ def _batch(
     random (a mirror image has the same style)."""
     n_models = len(bank.rows)
     models = rng.choice(n_models, size=min(config.models_per_batch, n_models), replace=False)
-    rows = np.concatenate(
-        [rng.choice(bank.rows[m], size=config.images_per_model) for m in models]
-    )
+    rows = np.concatenate([rng.choice(bank.rows[m], size=config.images_per_model) for m in models])
     pixels = bank.pixels[rows]
     flip = rng.random(len(rows)) < 0.5
     pixels[flip] = pixels[flip, :, ::-1]

@@ -176,6 +176,11 @@ def read_image_bytes(path: Path) -> bytes:
 def read_manifest(path: str | Path) -> list[ManifestEntry]:
     """Every entry of a JSON-lines (or .csv) manifest, checked; one error naming the line."""
     path = Path(path)
+    if path.is_dir():  # the commonest slip: the folder of model folders instead of a manifest
+        raise InvalidInputError(
+            f"{path}: is a directory; submit-many reads a manifest file, one JSON object per "
+            'line such as {"name": "my-model", "images": "DIR"} (one folder: gmi submit)'
+        )
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
             raise InvalidInputError(f"{path}: manifest over {MAX_MANIFEST_BYTES} bytes")

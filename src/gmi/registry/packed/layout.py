@@ -244,9 +244,7 @@ class PackedFeatures:
         def number(text: str, kind: type) -> float | int | None:
             return None if text == "None" else kind(text)
 
-        return cls(
-            encoder, number(gamma, float), number(image_dim, int), number(prompt_dim, int)
-        )  # type: ignore[arg-type]
+        return cls(encoder, number(gamma, float), number(image_dim, int), number(prompt_dim, int))  # type: ignore[arg-type]
 
 
 def set_state(db: sqlite3.Connection, **values: object) -> None:

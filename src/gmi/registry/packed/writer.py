@@ -220,9 +220,7 @@ def sync(source: PackedSource, settings: HubSettings, *, force_full: bool = Fals
             sample, whole = calibration_sample(home, db, state, dims)
             learned = learn(sample, stats, settings, all_live=whole)
             source.guard(lambda: save_learned(home, token, stats, learned))
-        set_state(
-            db, packed_version=state.models_version, token=token, features=features.to_text()
-        )
+        set_state(db, packed_version=state.models_version, token=token, features=features.to_text())
         committed = PackedState(state.models_version, state.models_version, token, state.generation)
     clean(home, committed)
     return committed
